@@ -1,0 +1,84 @@
+// Target patterns: picomatch globs over target ids, with a bare model ('opus') or
+// model/dataset meaning all their targets, and a ':step' suffix narrowing to one step.
+import picomatch from 'picomatch'
+import { UserError } from '../errors.js'
+import { closest } from '../util.js'
+import type { Graph, Target } from './graph.js'
+
+export interface Selection {
+  /** Selected targets, in graph order. */
+  targets: Target[]
+  /** Per selected target index, the selected steps (undefined: all steps). */
+  steps: Map<number, Set<string> | undefined>
+}
+
+interface Parsed {
+  raw: string
+  match: (id: string) => boolean
+  step?: string
+}
+
+function parsePattern(raw: string, graph: Graph): Parsed {
+  let glob = raw
+  let step: string | undefined
+  const colon = raw.lastIndexOf(':')
+  if (colon >= 0) {
+    const s = raw.slice(colon + 1)
+    if (!graph.config.steps.some((x) => x.name === s))
+      throw new UserError(`unknown step "${s}" in pattern "${raw}"`, {}, `steps: ${graph.config.steps.map((x) => x.name).join(', ')}`)
+    step = s
+    glob = raw.slice(0, colon)
+  }
+  glob = glob.replace(/\/+$/, '')
+  if (glob === '') glob = '*'
+  const segs = glob.split('/').length
+  if (segs === 1) glob += '/*/*'
+  else if (segs === 2) glob += '/*'
+  const isMatch = picomatch(glob, { dot: true })
+  return { raw, match: isMatch, step }
+}
+
+/** Resolve patterns to targets; a pattern that matches nothing is a UserError listing the closest ids. */
+export function select(graph: Graph, patterns: string[]): Selection {
+  const steps = new Map<number, Set<string> | undefined>()
+  if (patterns.length === 0) {
+    for (const t of graph.targets) steps.set(t.index, undefined)
+    return { targets: graph.targets, steps }
+  }
+  for (const raw of patterns) {
+    const p = parsePattern(raw, graph)
+    let n = 0
+    for (const t of graph.targets) {
+      if (!p.match(t.id)) continue
+      n++
+      if (!p.step) steps.set(t.index, undefined)
+      else if (!steps.has(t.index)) steps.set(t.index, new Set([p.step]))
+      else steps.get(t.index)?.add(p.step)
+    }
+    if (n === 0) throw noMatch(graph, raw)
+  }
+  const targets = graph.targets.filter((t) => steps.has(t.index))
+  return { targets, steps }
+}
+
+function noMatch(graph: Graph, raw: string): UserError {
+  const base = raw.replace(/:[^:]*$/, '')
+  const candidates = new Set<string>([...Object.keys(graph.config.models), ...graph.targets.map((t) => t.id)])
+  const near = closest(base, candidates, 3)
+  return new UserError(
+    `pattern "${raw}" matches no target`,
+    {},
+    near.length ? `closest: ${near.join(', ')}` : 'there are no targets: check the models and datasets in the config',
+  )
+}
+
+/** Does a force pattern select this target (and step)? Built once per pattern list. */
+export function forceMatcher(graph: Graph, patterns: string[]): (t: Target, step: string) => boolean {
+  if (patterns.length === 0) return () => false
+  const sel = select(graph, patterns)
+  return (t, step) => {
+    if (!sel.steps.has(t.index)) return false
+    const s = sel.steps.get(t.index)
+    return s === undefined || s.has(step)
+  }
+}

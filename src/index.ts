@@ -1,0 +1,10 @@
+// The public API: defineConfig for config files, and the library calls the CLI is built on.
+export { defineConfig } from './config/types.js'
+export type { UserConfig, CommandContext, ModelConfig, DatasetConfig, StepConfig, MetricConfig, ExecutorConfig, ResolvedConfig } from './config/types.js'
+export { build, type BuildOptions, type BuildResult } from './run/build.js'
+export { status, type StatusOptions, type StatusResult } from './ops/status.js'
+export { clean, logs, exportLines, catFiles, importBatch } from './ops/files.js'
+export { loadConfig, findConfig } from './config/load.js'
+export { UserError } from './errors.js'
+export type { StatusJson, TargetJson } from './report/json.js'
+export type { BuildEvent } from './report/events.js'

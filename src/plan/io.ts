@@ -1,0 +1,59 @@
+// The real PlanIO: records from disk, lstat, streamed sha256 in bounded chunks, lock liveness.
+import { closeSync, openSync, readSync, statSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import fg from 'fast-glob'
+import { readRecord } from '../store/record.js'
+import { lockAlive } from '../store/lock.js'
+import type { ResolvedConfig } from '../config/types.js'
+import type { FileStat, PlanIO } from './plan.js'
+
+const CHUNK = 1 << 20
+let buf: Buffer | undefined
+
+/** sha256 of a file read in 1 MB chunks: memory stays bounded whatever the size. */
+export function hashFileSync(file: string): string {
+  buf ??= Buffer.allocUnsafe(CHUNK)
+  const h = createHash('sha256')
+  const fd = openSync(file, 'r')
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, CHUNK, null)
+      if (n === 0) break
+      h.update(buf.subarray(0, n))
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return h.digest('hex')
+}
+
+export function statFile(file: string): FileStat | undefined {
+  const st = statSync(file, { throwIfNoEntry: false })
+  if (!st || !st.isFile()) return undefined
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
+}
+
+export const diskIO: PlanIO = {
+  readRecord,
+  stat: statFile,
+  hashFile: hashFileSync,
+  lockAlive,
+}
+
+/** Content hashes of the files each step's `inputs` globs match, once per plan. */
+export function hashInputs(config: ResolvedConfig): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {}
+  const cache = new Map<string, string>()
+  for (const s of config.steps) {
+    if (!s.inputs.length) continue
+    const files = fg.sync(s.inputs, { cwd: config.workspace, onlyFiles: true, dot: true }).sort()
+    const m: Record<string, string> = {}
+    for (const f of files) {
+      let h = cache.get(f)
+      if (!h) cache.set(f, (h = hashFileSync(`${config.workspace}/${f}`)))
+      m[f] = h
+    }
+    out[s.name] = m
+  }
+  return out
+}

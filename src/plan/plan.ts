@@ -1,0 +1,218 @@
+// Staleness: for each target and step, the fingerprint, the state and the reasons (data).
+// Pure over a small IO interface (records, stat, hash, lock liveness) so tests use fakes.
+import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
+import { UserError } from '../errors.js'
+import type { Graph, Target } from '../graph/graph.js'
+import type { ReadResult, StepRecord, TargetRecord } from '../store/record.js'
+import { FINGERPRINT_VERSION, fingerprintHash, summarize, type Fingerprint } from './fingerprint.js'
+import { diffValues, type Reason } from './reasons.js'
+
+export type StepState = 'built' | 'stale' | 'failed' | 'timeout' | 'interrupted' | 'running' | 'blocked' | 'missing'
+
+/** Worst first: a target's state is its worst step's state. */
+export const STATE_ORDER: StepState[] = ['running', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'built']
+
+export interface FileStat {
+  size: number
+  mtimeMs: number
+  ino: number
+}
+
+export interface PlanIO {
+  readRecord(absTargetDir: string): ReadResult
+  stat(absFile: string): FileStat | undefined
+  hashFile(absFile: string): string
+  /** Is a live velora process building this target right now? */
+  lockAlive(absTargetDir: string): boolean
+}
+
+export interface StepStatus {
+  step: ResolvedStep
+  state: StepState
+  reasons: Reason[]
+  upToDate: boolean
+  /** Fingerprint as it stands now (needs taken from the needed steps' current outputs). */
+  fingerprint: Fingerprint
+  hash: string
+  record?: StepRecord
+}
+
+export interface TargetStatus {
+  target: Target
+  record?: TargetRecord
+  /** Set when target.json exists but cannot be used. */
+  corrupt?: string
+  steps: Record<string, StepStatus>
+  state: StepState
+}
+
+export interface PlanContext {
+  config: ResolvedConfig
+  io: PlanIO
+  /** Content hashes of each step's `inputs` (computed once per plan). */
+  inputs: Record<string, Record<string, string>>
+  forced?: (t: Target, step: string) => boolean
+}
+
+export function absDir(config: ResolvedConfig, t: Target): string {
+  return `${config.workspace}/${t.dir}`
+}
+
+/** The argv of a step for a target: the array, or the command function's result. */
+export function resolveArgv(config: ResolvedConfig, t: Target, step: ResolvedStep): string[] {
+  if (Array.isArray(step.command)) return step.command
+  let argv: unknown
+  try {
+    argv = step.command({
+      model: { name: t.model, params: config.models[t.model].params },
+      dataset: { name: t.dataset },
+      instance: { ...t.instance.record, id: t.instance.id },
+      targetDir: t.dir,
+      step: step.name,
+    })
+  } catch (e) {
+    throw new UserError(`the command function threw for ${t.id}: ${(e as Error)?.message ?? e}`, { file: config.file, field: `steps.${step.name}.command` })
+  }
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string'))
+    throw new UserError(`the command function must return a non-empty array of strings, got ${JSON.stringify(argv)?.slice(0, 80)} for ${t.id}`, {
+      file: config.file,
+      field: `steps.${step.name}.command`,
+    })
+  return argv
+}
+
+export function fingerprintOf(ctx: PlanContext, t: Target, step: ResolvedStep, needs: Record<string, Record<string, string>>): Fingerprint {
+  const model = ctx.config.models[t.model]
+  return {
+    v: FINGERPRINT_VERSION,
+    step: step.name,
+    argv: resolveArgv(ctx.config, t, step),
+    env: step.env,
+    modelEnv: model.env,
+    params: model.params,
+    instance: t.instance.hash,
+    inputs: ctx.inputs[step.name] ?? {},
+    needs,
+  }
+}
+
+/** Outputs' hashes as recorded for a step's last success ({} if none). */
+export function outputHashes(rec: StepRecord | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [f, s] of Object.entries(rec?.outputs ?? {})) out[f] = s.sha256
+  return out
+}
+
+/** Why the recorded fingerprint differs from the current one, as reasons. */
+export function explainChange(model: string, before: Fingerprint | undefined, after: Fingerprint): Reason[] {
+  if (!before) return [{ kind: 'definition-changed' }]
+  const r: Reason[] = []
+  if (before.v !== after.v) r.push({ kind: 'format-changed', before: before.v, after: after.v })
+  if (JSON.stringify(before.argv) !== JSON.stringify(after.argv)) r.push({ kind: 'command-changed', before: before.argv, after: after.argv })
+  const pc = diffValues(before.params, after.params)
+  if (pc.length) r.push({ kind: 'params-changed', model, changes: pc })
+  const envKeys = (a: Record<string, string>, b: Record<string, string>) =>
+    [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).sort()
+  // records keep env values hashed (summarize); compare like with like
+  const now = summarize(after)
+  const ek = envKeys(before.env, now.env)
+  if (ek.length) r.push({ kind: 'env-changed', keys: ek })
+  const mk = envKeys(before.modelEnv, now.modelEnv)
+  if (mk.length) r.push({ kind: 'model-env-changed', model, keys: mk })
+  if (before.instance !== after.instance) r.push({ kind: 'instance-changed' })
+  for (const f of [...new Set([...Object.keys(before.inputs), ...Object.keys(after.inputs)])].sort()) {
+    const a = before.inputs[f]
+    const b = after.inputs[f]
+    if (a === b) continue
+    r.push({ kind: 'input-changed', file: f, change: a === undefined ? 'added' : b === undefined ? 'removed' : 'changed' })
+  }
+  for (const s of [...new Set([...Object.keys(before.needs), ...Object.keys(after.needs)])])
+    if (JSON.stringify(before.needs[s] ?? {}) !== JSON.stringify(after.needs[s] ?? {})) r.push({ kind: 'needs-changed', step: s })
+  return r
+}
+
+const FAILED_LIKE = new Set<StepState>(['failed', 'timeout', 'interrupted', 'blocked'])
+
+/** Plan one target: every step's state and reasons, in step order. */
+export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
+  const dir = absDir(ctx.config, t)
+  const read = ctx.io.readRecord(dir)
+  const record = read.ok ? read.record : undefined
+  const corrupt = !read.ok && !read.missing ? read.message : undefined
+  let alive: boolean | undefined
+  const steps: Record<string, StepStatus> = {}
+  let worst = STATE_ORDER.length - 1
+
+  for (const step of ctx.config.steps) {
+    const rec = record?.steps[step.name]
+    const needs: Record<string, Record<string, string>> = {}
+    const pending: string[] = []
+    let needBlocked = false
+    for (const n of step.needs) {
+      const ns = steps[n]
+      needs[n] = outputHashes(ns.record)
+      if (!ns.upToDate) pending.push(n)
+      if (FAILED_LIKE.has(ns.state)) needBlocked = true
+    }
+    const fingerprint = fingerprintOf(ctx, t, step, needs)
+    const hash = fingerprintHash(fingerprint)
+    const reasons: Reason[] = []
+    let running = false
+    let lastState: StepState | undefined
+
+    if (corrupt) reasons.push({ kind: 'record-unreadable', file: `${t.dir}/target.json`, message: corrupt })
+    else if (!rec) reasons.push({ kind: 'never-built' })
+    else {
+      if (rec.state === 'running') {
+        alive ??= ctx.io.lockAlive(dir)
+        if (alive) running = true
+        else {
+          reasons.push({ kind: 'was-running', pid: rec.pid, host: rec.host })
+          lastState = 'interrupted'
+        }
+      } else if (rec.state === 'failed') {
+        reasons.push({ kind: 'last-failed', exitCode: rec.exitCode, signal: rec.signal, error: rec.error })
+        lastState = 'failed'
+      } else if (rec.state === 'timeout') {
+        reasons.push({ kind: 'last-timeout', timeoutMs: rec.timeoutMs })
+        lastState = 'timeout'
+      } else if (rec.state === 'interrupted') {
+        reasons.push({ kind: 'last-interrupted' })
+        lastState = 'interrupted'
+      }
+      if (rec.hash !== hash) reasons.push(...explainChange(t.model, rec.fingerprint, fingerprint))
+      else if (rec.state === 'built') reasons.push(...checkOutputs(ctx, dir, step, rec))
+    }
+    if (ctx.forced?.(t, step.name)) reasons.push({ kind: 'forced' })
+    for (const n of pending) if (!reasons.some((r) => r.kind === 'needs-changed' && r.step === n)) reasons.push({ kind: 'needs-rerun', step: n })
+
+    const upToDate = reasons.length === 0 && !running
+    const state: StepState = upToDate
+      ? 'built'
+      : running
+        ? 'running'
+        : lastState ?? (needBlocked ? 'blocked' : !rec ? (corrupt ? 'stale' : 'missing') : 'stale')
+    steps[step.name] = { step, state, reasons, upToDate, fingerprint, hash, record: rec }
+    worst = Math.min(worst, STATE_ORDER.indexOf(state))
+  }
+  return { target: t, record, corrupt, steps, state: STATE_ORDER[worst] }
+}
+
+function checkOutputs(ctx: PlanContext, dir: string, step: ResolvedStep, rec: StepRecord): Reason[] {
+  const r: Reason[] = []
+  for (const f of step.outputs) {
+    const stamp = rec.outputs?.[f]
+    const st = ctx.io.stat(`${dir}/${f}`)
+    if (!stamp || !st) {
+      r.push({ kind: 'output-deleted', file: f })
+      continue
+    }
+    if (st.size === stamp.size && st.mtimeMs === stamp.mtimeMs && st.ino === stamp.ino) continue
+    if (st.size !== stamp.size || ctx.io.hashFile(`${dir}/${f}`) !== stamp.sha256) r.push({ kind: 'output-modified', file: f })
+  }
+  return r
+}
+
+export function planAll(ctx: PlanContext, graph: Graph, targets: Target[] = graph.targets): TargetStatus[] {
+  return targets.map((t) => planTarget(ctx, t))
+}

@@ -1,0 +1,102 @@
+// The status object of SPEC §7 (status --json, build --json): targets with per-step states
+// and reasons, and per-model counts and metrics.
+import type { ResolvedConfig } from '../config/types.js'
+import { STATE_ORDER, type StepState, type TargetStatus } from '../plan/plan.js'
+import { formatReason } from '../plan/reasons.js'
+
+export interface StepJson {
+  state: StepState
+  reasons: string[]
+  attempts: number
+  exitCode: number | null
+  durationMs: number | null
+  jobId?: string
+  node?: string
+}
+
+export interface TargetJson {
+  id: string
+  model: string
+  dataset: string
+  instance: string
+  dir: string
+  state: StepState
+  steps: Record<string, StepJson>
+  metrics: Record<string, unknown>
+}
+
+export type ModelCounts = Record<'total' | StepState, number> & { metrics: Record<string, number | null> }
+
+export interface StatusJson {
+  targets: TargetJson[]
+  models: Record<string, ModelCounts>
+}
+
+export function targetMetrics(ts: TargetStatus): Record<string, unknown> {
+  const m: Record<string, unknown> = {}
+  for (const s of Object.values(ts.steps)) Object.assign(m, s.record?.metrics ?? {})
+  return m
+}
+
+export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJson {
+  const steps: Record<string, StepJson> = {}
+  for (const [name, s] of Object.entries(ts.steps)) {
+    if (stepFilter && !stepFilter.has(name)) continue
+    const r = s.record
+    steps[name] = {
+      state: s.state,
+      reasons: s.reasons.map(formatReason),
+      attempts: r?.attempts ?? 0,
+      exitCode: r?.exitCode ?? null,
+      durationMs: r?.durationMs ?? null,
+      ...(r?.jobId ? { jobId: r.jobId, node: r.node } : {}),
+    }
+  }
+  const t = ts.target
+  const state = stepFilter ? worstState(Object.values(steps).map((s) => s.state)) : ts.state
+  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state, steps, metrics: targetMetrics(ts) }
+}
+
+export function worstState(states: StepState[]): StepState {
+  let w = STATE_ORDER.length - 1
+  for (const s of states) w = Math.min(w, STATE_ORDER.indexOf(s))
+  return STATE_ORDER[w]
+}
+
+/** Aggregate one metric: rate = share of truthy values, sum, mean; null when no target has a value. */
+export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): number | null {
+  if (values.length === 0) return null
+  if (agg === 'rate') return values.filter(Boolean).length / values.length
+  const nums = values.map(Number).filter((n) => Number.isFinite(n))
+  if (nums.length === 0) return null
+  const sum = nums.reduce((a, b) => a + b, 0)
+  return agg === 'sum' ? Math.round(sum * 1e6) / 1e6 : Math.round((sum / nums.length) * 1e6) / 1e6
+}
+
+export function modelCounts(config: ResolvedConfig, targets: TargetJson[]): Record<string, ModelCounts> {
+  const out: Record<string, ModelCounts> = {}
+  const values: Record<string, Record<string, unknown[]>> = {}
+  for (const m of Object.keys(config.models)) {
+    const c = { total: 0 } as ModelCounts
+    for (const s of STATE_ORDER) c[s] = 0
+    c.metrics = {}
+    out[m] = c
+    values[m] = Object.fromEntries(Object.keys(config.metrics).map((k) => [k, []]))
+  }
+  for (const t of targets) {
+    const c = out[t.model]
+    c.total++
+    c[t.state]++
+    for (const k of Object.keys(config.metrics)) if (t.metrics[k] !== undefined) values[t.model][k].push(t.metrics[k])
+  }
+  for (const m of Object.keys(out)) {
+    for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)
+    if (out[m].total === 0) delete out[m]
+  }
+  return out
+}
+
+export function statusJson(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson {
+  const targets = statuses.map((ts) => targetJson(ts, stepFilter?.(ts)))
+  return { targets, models: modelCounts(config, targets) }
+}

@@ -1,0 +1,53 @@
+// The plain reporter (not a terminal, or --no-progress): one line per finished step,
+// `[ 12/300] ✓ opus/lite/astropy__astropy-12907 infer 41.2s`.
+import type { ChalkInstance } from 'chalk'
+import { formatDuration } from '../util.js'
+import type { BuildEvent } from './events.js'
+
+export const MARK = { built: '✓', cached: '=', failed: '✗', timeout: '⏱', interrupted: '!', blocked: '-', 'not-run': '·' } as const
+
+export function plainReporter(write: (line: string) => void, c: ChalkInstance, opts: { explain?: boolean } = {}) {
+  let total = 0
+  let done = 0
+  return (e: BuildEvent) => {
+    switch (e.type) {
+      case 'plan': {
+        if (e.toRun.length === 0) return
+        const targets = new Set(e.toRun.map((p) => p.target)).size
+        write(`velora: ${e.toRun.length} step${e.toRun.length === 1 ? '' : 's'} to run in ${targets} target${targets === 1 ? '' : 's'} (${e.upToDate} up to date), -j ${e.jobs}${e.session ? `, session ${e.session}` : ''}`)
+        total = e.toRun.length
+        return
+      }
+      case 'step-waiting':
+        write(c.dim(`… ${e.target} ${e.step}: waiting for velora pid ${e.holder.pid} on ${e.holder.host}, which is building it`))
+        return
+      case 'step-finished': {
+        if (e.willRetry) {
+          write(c.yellow(`↻ ${e.target} ${e.step} attempt ${e.attempt} ${e.outcome === 'timeout' ? 'timed out' : `failed (${why(e)})`}; retrying`))
+          return
+        }
+        if (e.outcome === 'interrupted' && e.attempt === 0) return
+        done++
+        const n = `[${String(done).padStart(String(total).length)}/${total}]`
+        const dur = e.durationMs !== undefined ? ' ' + formatDuration(e.durationMs) : ''
+        const mark = MARK[e.outcome]
+        const col = e.outcome === 'built' ? c.green : e.outcome === 'cached' ? c.dim : e.outcome === 'blocked' || e.outcome === 'interrupted' ? c.yellow : c.red
+        let tail = ''
+        if (e.outcome === 'failed') tail = ` ${why(e)}${e.log ? ` (log: ${e.log})` : ''}`
+        else if (e.outcome === 'timeout') tail = ` timed out${e.log ? ` (log: ${e.log})` : ''}`
+        else if (e.outcome === 'cached') tail = ' up to date (needed outputs unchanged)'
+        else if (e.outcome === 'blocked') tail = ' blocked (a needed step failed)'
+        write(`${n} ${col(mark)} ${e.target} ${e.step}${dur}${col(tail)}`)
+        return
+      }
+      default:
+        return
+    }
+  }
+}
+
+export function why(e: { exitCode?: number | null; signal?: string | null; error?: string }): string {
+  if (e.error) return e.error
+  if (e.signal) return `killed by ${e.signal}`
+  return `exit ${e.exitCode}`
+}

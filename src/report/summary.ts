@@ -1,0 +1,140 @@
+// The end-of-build summary: a table per model (built, cached, failed, timeout,
+// interrupted, total, metrics), then each failed target with its exit code, log and tail.
+import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs'
+import path from 'node:path'
+import type { ChalkInstance } from 'chalk'
+import type { ResolvedConfig } from '../config/types.js'
+import type { BuildResult } from '../run/build.js'
+import type { FinalOutcome } from '../run/scheduler.js'
+import type { ModelCounts, StatusJson } from './json.js'
+
+export function formatMetric(v: number | null | undefined, agg: 'rate' | 'sum' | 'mean'): string {
+  if (v === null || v === undefined) return '-'
+  if (agg === 'rate') return `${(v * 100).toFixed(1)}%`
+  return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(agg === 'sum' ? 2 : 3)
+}
+
+export function table(rows: string[][], c?: ChalkInstance): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => visible(r[i]).length)))
+  return rows.map((r, ri) => {
+    const line = r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] + cell.length - visible(cell).length) : cell.padStart(widths[i] + cell.length - visible(cell).length))).join('  ')
+    return ri === 0 && c ? c.bold(line) : line
+  })
+}
+
+const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '')
+
+/** Last n lines of a file, reading at most 64 KB from its end. */
+export function tail(file: string, n = 10): string[] {
+  try {
+    const size = statSync(file).size
+    const len = Math.min(size, 64 << 10)
+    const buf = Buffer.alloc(len)
+    const fd = openSync(file, 'r')
+    try {
+      readSync(fd, buf, 0, len, size - len)
+    } finally {
+      closeSync(fd)
+    }
+    const lines = buf.toString('utf8').split('\n')
+    if (lines[lines.length - 1] === '') lines.pop()
+    return lines.slice(-n)
+  } catch {
+    return []
+  }
+}
+
+export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.cwd()): string[] {
+  const { config, status } = res
+  const out: string[] = []
+  const per = new Map<string, Record<string, number>>()
+  const statusById = new Map(status.targets.map((t) => [t.id, t]))
+  for (const t of status.targets) {
+    const m = per.get(t.model) ?? { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, total: 0 }
+    per.set(t.model, m)
+    m.total++
+  }
+  const outcomeOf = new Map(res.outcomes.map((o) => [o.id, o.steps]))
+  for (const t of status.targets) {
+    const m = per.get(t.model)!
+    const steps = outcomeOf.get(t.id)
+    if (!steps) {
+      if (t.state === 'built') m.cached++
+      else if (t.state in m) m[t.state]++
+      continue
+    }
+    const outs = Object.values(steps) as FinalOutcome[]
+    const key = outs.includes('interrupted')
+      ? 'interrupted'
+      : t.state === 'timeout'
+        ? 'timeout'
+        : t.state === 'failed' || t.state === 'blocked' || outs.includes('failed')
+          ? 'failed'
+          : t.state === 'built'
+            ? outs.includes('built') ? 'built' : 'cached'
+            : t.state in m ? t.state : 'failed'
+    m[key]++
+  }
+  const metricNames = Object.keys(config.metrics)
+  const rows = [['model', 'built', 'cached', 'failed', 'timeout', 'interrupted', 'total', ...metricNames]]
+  for (const [model, m] of per) {
+    const mc = status.models[model] as ModelCounts | undefined
+    rows.push([
+      model,
+      String(m.built), String(m.cached),
+      m.failed ? c.red(String(m.failed)) : '0',
+      m.timeout ? c.red(String(m.timeout)) : '0',
+      m.interrupted ? c.yellow(String(m.interrupted)) : '0',
+      String(m.total),
+      ...metricNames.map((k) => formatMetric(mc?.metrics[k], config.metrics[k].agg)),
+    ])
+  }
+  out.push('', ...table(rows, c))
+  const failed = status.targets.filter((t) => ['failed', 'timeout', 'interrupted', 'blocked'].includes(t.state))
+  if (failed.length) {
+    out.push('', c.bold(`${failed.length} target${failed.length === 1 ? '' : 's'} not built:`))
+    const shown = failed.slice(0, 20)
+    for (const t of shown) {
+      for (const [step, s] of Object.entries(t.steps)) {
+        if (!['failed', 'timeout', 'interrupted'].includes(s.state)) continue
+        const log = path.relative(cwd, path.join(config.workspace, t.dir, `${step}.log`))
+        const what = s.state === 'timeout' ? 'timed out' : s.state === 'interrupted' ? 'interrupted' : `failed (${s.reasons.find((r) => r.startsWith('last attempt'))?.replace(/^last attempt failed \((.*)\)$/, '$1') ?? `exit ${s.exitCode}`})`
+        out.push(`  ${c.red('✗')} ${t.id} ${step} ${what}  log: ${log}`)
+        for (const l of tail(path.join(config.workspace, t.dir, `${step}.log`), 3)) out.push(c.dim(`      │ ${l.slice(0, 160)}`))
+      }
+    }
+    if (failed.length > shown.length) out.push(`  … and ${failed.length - shown.length} more (velora status)`)
+    void statusById
+  }
+  if (res.session) {
+    out.push('', `session: ${path.relative(cwd, res.session.dir) || res.session.dir}`)
+  }
+  return out
+}
+
+export function statusText(config: ResolvedConfig, status: StatusJson, c: ChalkInstance, explain = false): string[] {
+  const out: string[] = []
+  const metricNames = Object.keys(config.metrics)
+  const rows = [['model', 'total', 'built', 'failed', 'timeout', 'interrupted', 'running', 'stale', 'missing', ...metricNames]]
+  for (const [m, k] of Object.entries(status.models)) {
+    rows.push([m, String(k.total), c.green(String(k.built)), k.failed ? c.red(String(k.failed)) : '0', k.timeout ? c.red(String(k.timeout)) : '0',
+      String(k.interrupted), k.running ? c.cyan(String(k.running)) : '0', String(k.stale + k.blocked), String(k.missing),
+      ...metricNames.map((n) => formatMetric(k.metrics[n], config.metrics[n].agg))])
+  }
+  out.push(...table(rows, c))
+  const bad = status.targets.filter((t) => ['failed', 'timeout', 'interrupted', 'running'].includes(t.state))
+  if (bad.length) {
+    out.push('')
+    for (const t of bad.slice(0, 50)) {
+      const steps = Object.entries(t.steps).filter(([, s]) => s.state === t.state).map(([n, s]) => `${n}: ${s.reasons[0] ?? s.state}`)
+      const mark = t.state === 'running' ? c.cyan('▶') : t.state === 'timeout' ? c.red('⏱') : c.red('✗')
+      out.push(`${mark} ${t.id}  ${steps.join('; ')}`)
+    }
+    if (bad.length > 50) out.push(`… and ${bad.length - 50} more (velora status --json)`)
+  }
+  if (explain) {
+    const stale = status.targets.flatMap((t) => Object.entries(t.steps).filter(([, s]) => s.state !== 'built').map(([n, s]) => `${t.id}:${n}  ${s.reasons.join('; ')}`))
+    if (stale.length) out.push('', ...stale)
+  }
+  return out
+}

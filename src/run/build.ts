@@ -1,0 +1,358 @@
+// `velora build` as a library call: plan the selected targets, then run the stale steps
+// through the scheduler and an executor, committing each success atomically. Emits events.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
+import type { Target } from '../graph/graph.js'
+import { forceMatcher, select } from '../graph/patterns.js'
+import { diskIO, hashInputs } from '../plan/io.js'
+import { absDir, planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
+import { formatReason } from '../plan/reasons.js'
+import { summarize } from '../plan/fingerprint.js'
+import type { BuildEvent, Listener, PlannedStep } from '../report/events.js'
+import { statusJson, type StatusJson } from '../report/json.js'
+import { HOST, tryLock, unlock } from '../store/lock.js'
+import { RECORD_VERSION, writeRecord, type StepRecord, type TargetRecord } from '../store/record.js'
+import { Session } from '../store/session.js'
+import { openWorkspace, type WorkspaceOptions } from '../workspace.js'
+import { checkOutputs, moveOutputs } from './commit.js'
+import type { Executor, StepResult } from './executor.js'
+import { LocalExecutor } from './local.js'
+import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './scheduler.js'
+
+export interface BuildOptions extends WorkspaceOptions {
+  patterns?: string[]
+  jobs?: number
+  force?: string[]
+  dryRun?: boolean
+  failFast?: boolean
+  skipFailed?: boolean
+  executor?: 'local' | 'slurm'
+  /** Recorded in session.json. */
+  argv?: string[]
+  onEvent?: Listener
+  /** Install SIGINT/SIGTERM/SIGHUP handlers for the duration of the build (the CLI does). */
+  handleSignals?: boolean
+  /** Build the executor (tests, slurm). */
+  makeExecutor?: (config: ResolvedConfig) => Executor | Promise<Executor>
+}
+
+export interface TargetOutcome {
+  id: string
+  model: string
+  /** This session's result for each step it considered. */
+  steps: Record<string, FinalOutcome>
+}
+
+export interface BuildResult {
+  exitCode: number
+  interrupted: boolean
+  dryRun: boolean
+  /** Nothing was stale. */
+  upToDate: boolean
+  planned: PlannedStep[]
+  session?: { id: string; dir: string }
+  outcomes: TargetOutcome[]
+  /** The status object (SPEC §7) of the selected targets, after the build (or before, for a dry run). */
+  status: StatusJson
+  config: ResolvedConfig
+}
+
+const SKIP_STATES = new Set(['failed', 'timeout'])
+
+export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
+  const { config, graph } = await openWorkspace(opts)
+  const sel = select(graph, opts.patterns ?? [])
+  const ctx: PlanContext = { config, io: diskIO, inputs: hashInputs(config), forced: forceMatcher(graph, opts.force ?? []) }
+  const jobs = opts.jobs ?? config.jobs
+  const emit = (e: BuildEvent) => opts.onEvent?.(e)
+
+  // plan: which steps of which targets are wanted, and which of those must run
+  const statuses = sel.targets.map((t) => planTarget(ctx, t))
+  const wantedSteps = new Map<number, Set<string>>()
+  const units: Unit[] = []
+  const unitInfo: { target: Target; step: ResolvedStep }[] = []
+  const planned: PlannedStep[] = []
+  const considered: TargetStatus[] = []
+  for (const ts of statuses) {
+    const t = ts.target
+    const wanted = closeNeeds(config, sel.steps.get(t.index))
+    wantedSteps.set(t.index, wanted)
+    if (opts.skipFailed && SKIP_STATES.has(ts.state)) continue
+    considered.push(ts)
+    const unitOf = new Map<string, number>()
+    for (const step of config.steps) {
+      if (!wanted.has(step.name)) continue
+      const ss = ts.steps[step.name]
+      if (ss.upToDate) continue
+      const id = units.length
+      unitOf.set(step.name, id)
+      units.push({ id, model: t.model, step: step.name, pool: step.pool, retries: step.retries, needs: step.needs.filter((n) => unitOf.has(n)).map((n) => unitOf.get(n)!) })
+      unitInfo.push({ target: t, step })
+      planned.push({ target: t.id, model: t.model, step: step.name, reasons: ss.reasons.map(formatReason) })
+    }
+  }
+  const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedSteps.get(ts.target.index) : undefined)
+
+  if (opts.dryRun || units.length === 0) {
+    emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type })
+    const status = statusJson(config, statuses, stepFilter)
+    if (opts.dryRun) {
+      const byTarget = new Map(status.targets.map((t) => [t.id, t]))
+      for (const p of planned) byTarget.get(p.target)!.steps[p.step].state = 'stale'
+    }
+    const allBuilt = considered.every((ts) => [...wantedSteps.get(ts.target.index)!].every((s) => ts.steps[s].upToDate))
+    return { exitCode: opts.dryRun ? 0 : allBuilt ? 0 : 1, interrupted: false, dryRun: !!opts.dryRun, upToDate: units.length === 0, planned, outcomes: [], status, config }
+  }
+
+  const executor: Executor = opts.makeExecutor ? await opts.makeExecutor(config) : new LocalExecutor()
+  const session = Session.create(path.join(config.workspace, config.sessionsDir), {
+    argv: opts.argv ?? [],
+    cwd: opts.cwd ?? process.cwd(),
+    config: config.file,
+    executor: executor.name,
+    jobs,
+    pid: process.pid,
+    host: HOST,
+  })
+  const record = (e: BuildEvent) => {
+    session.event(e)
+    emit(e)
+  }
+  record({ type: 'plan', time: Date.now(), session: session.id, targets: sel.targets.length, upToDate: sel.targets.length - new Set(planned.map((p) => p.target)).size, toRun: planned, models: Object.keys(config.models), jobs, executor: executor.name })
+
+  let interrupted = false
+  const scheduler = new Scheduler(
+    units,
+    { jobs, modelConcurrency: Object.fromEntries(Object.values(config.models).map((m) => [m.name, m.concurrency])), pools: config.pools, failFast: opts.failFast },
+    {
+      runUnit: (u, attempt, lane) => runStep(u, attempt, lane),
+      onBlocked: (u) => {
+        const { target, step } = unitInfo[u.id]
+        record({ type: 'step-finished', time: Date.now(), target: target.id, model: target.model, instance: target.instance.id, step: step.name, attempt: 0, lane: -1, outcome: 'blocked' })
+      },
+    },
+  )
+
+  // signals: first stops starting steps and terminates running ones (grace), second kills at once
+  let signalCount = 0
+  const onSignal = () => {
+    signalCount++
+    interrupted = true
+    scheduler.stop()
+    if (signalCount === 1) void executor.interrupt(config.killGraceMs)
+    else executor.killNow()
+  }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  if (opts.handleSignals) for (const s of signals) process.on(s, onSignal)
+
+  async function runStep(u: Unit, attempt: number, lane: number): Promise<Outcome> {
+    const { target: t, step } = unitInfo[u.id]
+    const dir = absDir(config, t)
+    const base = { target: t.id, model: t.model, instance: t.instance.id, step: step.name, attempt, lane }
+    const logRel = `${t.dir}/${step.name}.log`
+    const fail = (error: string): Outcome => {
+      record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'failed', error, willRetry: attempt <= step.retries && !scheduler.stopped, log: logRel })
+      return 'failed'
+    }
+    try {
+      mkdirSync(dir, { recursive: true })
+    } catch (e) {
+      return fail(`cannot create ${t.dir}: ${(e as Error).message}`)
+    }
+    // one process per target at a time; a second velora waits, then takes the result
+    let waited = false
+    for (;;) {
+      let got
+      try {
+        got = tryLock(dir, session.id)
+      } catch (e) {
+        return fail(`cannot lock ${t.dir}: ${(e as Error).message}`)
+      }
+      if (got.ok) break
+      if (scheduler.stopped) return 'interrupted'
+      if (!waited && got.holder) record({ type: 'step-waiting', time: Date.now(), ...base, holder: { pid: got.holder.pid, host: got.holder.host } })
+      waited = true
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    let runDir: string | undefined
+    try {
+      const fresh = planTarget(ctx, t)
+      const ss = fresh.steps[step.name]
+      if (ss.upToDate) {
+        record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'cached' })
+        return 'cached'
+      }
+      if (step.needs.some((n) => !fresh.steps[n].upToDate)) return 'blocked'
+      if (scheduler.stopped) return 'interrupted'
+      const rec: TargetRecord = fresh.record ?? { version: RECORD_VERSION, id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, steps: {} }
+      const prev = rec.steps[step.name]
+      const startedAt = Date.now()
+      const keep: Partial<StepRecord> = prev ? { outputs: prev.outputs, builtHash: prev.builtHash, metrics: prev.metrics } : {}
+      rec.steps[step.name] = {
+        ...keep,
+        state: 'running',
+        hash: ss.hash,
+        fingerprint: summarize(ss.fingerprint),
+        attempts: attempt,
+        startedAt: new Date(startedAt).toISOString(),
+        session: session.id,
+        pid: process.pid,
+        host: HOST,
+      }
+      try {
+        writeRecord(dir, rec)
+      } catch (e) {
+        return fail(`cannot write ${t.dir}/target.json: ${(e as Error).message}`)
+      }
+      runDir = path.join(dir, '.velora-tmp', `${step.name}.${session.id}.${attempt}.${randomBytes(4).toString('hex')}`)
+      const outDir = path.join(runDir, 'out')
+      const instanceFile = path.join(runDir, 'instance.json')
+      try {
+        mkdirSync(outDir, { recursive: true })
+        writeFileSync(instanceFile, JSON.stringify(t.instance.record))
+      } catch (e) {
+        return finishFailed(rec, step, attempt, startedAt, { error: `cannot prepare ${path.relative(config.workspace, outDir)}: ${(e as Error).message}` })
+      }
+      const model = config.models[t.model]
+      const env: Record<string, string> = {
+        ...(process.env as Record<string, string>),
+        ...step.env,
+        ...model.env,
+        VELORA_MODEL: t.model,
+        VELORA_MODEL_PARAMS: JSON.stringify(model.params),
+        VELORA_DATASET: t.dataset,
+        VELORA_INSTANCE_ID: t.instance.id,
+        VELORA_INSTANCE: instanceFile,
+        VELORA_TARGET_DIR: dir,
+        VELORA_OUT_DIR: outDir,
+        VELORA_STEP: step.name,
+        VELORA_ATTEMPT: String(attempt),
+        VELORA_SESSION: session.id,
+      }
+      const result = await executor.run(
+        { targetId: t.id, step: step.name, attempt, argv: ss.fingerprint.argv, env, cwd: config.workspace, logFile: path.join(dir, `${step.name}.log`), outDir, timeoutMs: step.timeoutMs, killGraceMs: config.killGraceMs },
+        (s) => record({ type: 'step-started', time: Date.now(), ...base, pid: s.pid, jobId: s.jobId, node: s.node }),
+      )
+      return await finish(rec, step, attempt, startedAt, result, outDir)
+    } finally {
+      if (runDir) rmSync(runDir, { recursive: true, force: true })
+      unlock(dir)
+    }
+
+    function finishFailed(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: Partial<StepResult> & { error?: string }, outcome: Outcome = 'failed'): Outcome {
+      const endedAt = r.endedAt ?? Date.now()
+      const prev = rec.steps[s.name]
+      rec.steps[s.name] = {
+        ...prev,
+        state: outcome === 'timeout' ? 'timeout' : outcome === 'interrupted' ? 'interrupted' : 'failed',
+        exitCode: r.exitCode ?? null,
+        signal: r.signal ?? null,
+        error: r.error,
+        timeoutMs: outcome === 'timeout' ? s.timeoutMs : undefined,
+        endedAt: new Date(endedAt).toISOString(),
+        durationMs: endedAt - startedAt,
+        jobId: r.jobId,
+        node: r.node,
+      }
+      let error = r.error
+      try {
+        writeRecord(dir, rec)
+      } catch (e) {
+        error = `${error ? error + '; ' : ''}cannot write ${t.dir}/target.json: ${(e as Error).message}`
+      }
+      record({
+        type: 'step-finished', time: endedAt, ...base, outcome, exitCode: r.exitCode ?? null, signal: r.signal ?? null, error,
+        durationMs: endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node,
+        willRetry: (outcome === 'failed' || outcome === 'timeout') && att <= s.retries && !scheduler.stopped,
+      })
+      return outcome
+    }
+
+    async function finish(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: StepResult, outDir: string): Promise<Outcome> {
+      if (r.interrupted) return finishFailed(rec, s, att, startedAt, r, 'interrupted')
+      if (r.timedOut) return finishFailed(rec, s, att, startedAt, r, 'timeout')
+      if (r.error || r.exitCode !== 0) return finishFailed(rec, s, att, startedAt, r)
+      const checked = await checkOutputs(outDir, s.outputs, Object.values(config.metrics).filter((m) => m.step === s.name))
+      if (!checked.ok) return finishFailed(rec, s, att, startedAt, { ...r, error: checked.error })
+      const prev = rec.steps[s.name]
+      rec.steps[s.name] = {
+        state: 'built',
+        hash: prev.hash,
+        fingerprint: prev.fingerprint,
+        outputs: checked.outputs,
+        builtHash: prev.hash,
+        attempts: att,
+        exitCode: 0,
+        signal: null,
+        startedAt: prev.startedAt,
+        endedAt: new Date(r.endedAt).toISOString(),
+        durationMs: r.endedAt - startedAt,
+        session: session.id,
+        host: HOST,
+        jobId: r.jobId,
+        node: r.node,
+        metrics: checked.metrics,
+      }
+      try {
+        // record first, then move: a crash in between leaves outputs that do not match
+        // the record, which the next plan sees as modified and reruns
+        writeRecord(dir, rec)
+        moveOutputs(outDir, dir, s.outputs)
+      } catch (e) {
+        rec.steps[s.name] = { ...prev, state: 'failed', error: `cannot commit outputs: ${(e as Error).message}` }
+        return finishFailed(rec, s, att, startedAt, { ...r, exitCode: 0, error: `cannot commit outputs: ${(e as Error).message}` })
+      }
+      record({ type: 'step-finished', time: r.endedAt, ...base, outcome: 'built', exitCode: 0, durationMs: r.endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node })
+      return 'built'
+    }
+  }
+
+  let results: Map<number, FinalOutcome>
+  try {
+    results = await scheduler.run()
+  } finally {
+    if (opts.handleSignals) for (const s of signals) process.off(s, onSignal)
+    await executor.close?.()
+  }
+
+  // outcomes per target, then the final status of the selection
+  const outcomes = new Map<string, TargetOutcome>()
+  for (const u of units) {
+    const { target } = unitInfo[u.id]
+    const o = outcomes.get(target.id) ?? { id: target.id, model: target.model, steps: {} }
+    o.steps[u.step] = results.get(u.id)!
+    outcomes.set(target.id, o)
+  }
+  const after = considered.map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
+  const status = statusJson(config, after, stepFilter)
+  const notBuilt = status.targets.some((t) => t.state !== 'built')
+  const exitCode = interrupted ? 130 : notBuilt ? 1 : 0
+  const counts: Record<string, number> = {}
+  for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1
+  session.info.targets = Object.fromEntries([...outcomes.values()].map((o) => [o.id, o.steps]))
+  session.info.endedAt = new Date().toISOString()
+  session.info.durationMs = Date.now() - Date.parse(session.info.startedAt)
+  session.info.state = interrupted ? 'interrupted' : 'finished'
+  session.info.exitCode = exitCode
+  session.info.counts = counts
+  try {
+    session.save()
+  } catch {}
+  record({ type: 'session-finished', time: Date.now(), exitCode, interrupted, counts })
+  return { exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()], status, config }
+}
+
+/** The selected steps plus everything they need (all steps when none is selected). */
+function closeNeeds(config: ResolvedConfig, selected: Set<string> | undefined): Set<string> {
+  if (!selected) return new Set(config.steps.map((s) => s.name))
+  const out = new Set<string>()
+  const add = (n: string) => {
+    if (out.has(n)) return
+    out.add(n)
+    for (const d of config.steps.find((s) => s.name === n)!.needs) add(d)
+  }
+  for (const s of selected) add(s)
+  return out
+}

@@ -1,0 +1,211 @@
+// The scheduler: runs units (target × step) dependencies first, within -j, per-model
+// concurrency and pool limits, with retries and exponential backoff. Pure over runUnit.
+
+export type Outcome = 'built' | 'cached' | 'failed' | 'timeout' | 'interrupted' | 'blocked'
+export type FinalOutcome = Outcome | 'not-run'
+
+export interface Unit {
+  id: number
+  model: string
+  step: string
+  pool?: string
+  /** Ids of units (of the same target) that must succeed first. */
+  needs: number[]
+  retries: number
+}
+
+export interface SchedulerOptions {
+  jobs: number
+  modelConcurrency?: Record<string, number | undefined>
+  pools?: Record<string, number>
+  failFast?: boolean
+  /** Delay before retry number `attempt` (the attempt about to run, from 2). */
+  backoffMs?: (attempt: number) => number
+  sleep?: (ms: number) => Promise<void>
+}
+
+export interface SchedulerHooks {
+  runUnit(unit: Unit, attempt: number, lane: number): Promise<Outcome>
+  onRetry?(unit: Unit, nextAttempt: number, delayMs: number): void
+  onBlocked?(unit: Unit, by: Unit): void
+}
+
+export const defaultBackoff = (base = Number(process.env.VELORA_RETRY_BACKOFF_MS) || 1000) => (attempt: number) =>
+  Math.min(base * 2 ** (attempt - 2), 60_000)
+
+class Queue {
+  front: Unit[] = []
+  back: Unit[] = []
+  head = 0
+  get size() {
+    return this.front.length + this.back.length - this.head
+  }
+  shift(): Unit | undefined {
+    if (this.front.length) return this.front.pop()
+    if (this.head < this.back.length) return this.back[this.head++]
+    return undefined
+  }
+}
+
+export class Scheduler {
+  private queues = new Map<string, Queue>()
+  private keys: string[] = []
+  private rr = 0
+  private running = 0
+  private sleeping = 0
+  private perModel = new Map<string, number>()
+  private perPool = new Map<string, number>()
+  private lanes: number[] = []
+  private nextLane = 0
+  private stopping = false
+  private pendingNeeds = new Map<number, number>()
+  private dependents = new Map<number, Unit[]>()
+  private results = new Map<number, FinalOutcome>()
+  private resolveDone?: () => void
+
+  constructor(
+    private units: Unit[],
+    private opts: SchedulerOptions,
+    private hooks: SchedulerHooks,
+  ) {}
+
+  /** Stop starting new units (interrupt, fail-fast); running ones finish or are killed by the executor. */
+  stop() {
+    this.stopping = true
+    this.maybeDone()
+  }
+
+  get stopped() {
+    return this.stopping
+  }
+
+  async run(): Promise<Map<number, FinalOutcome>> {
+    const byId = new Map(this.units.map((u) => [u.id, u]))
+    for (const u of this.units) {
+      this.pendingNeeds.set(u.id, u.needs.length)
+      for (const n of u.needs) {
+        if (!byId.has(n)) throw new Error(`unit ${u.id} needs unknown unit ${n}`)
+        const d = this.dependents.get(n) ?? []
+        d.push(u)
+        this.dependents.set(n, d)
+      }
+    }
+    const done = new Promise<void>((r) => (this.resolveDone = r))
+    for (const u of this.units) if (u.needs.length === 0) this.enqueue(u, false)
+    this.dispatch()
+    this.maybeDone()
+    await done
+    for (const u of this.units) if (!this.results.has(u.id)) this.results.set(u.id, 'not-run')
+    return this.results
+  }
+
+  private key(u: Unit) {
+    return `${u.model}\u0000${u.pool ?? ''}`
+  }
+
+  private enqueue(u: Unit, front: boolean) {
+    const k = this.key(u)
+    let q = this.queues.get(k)
+    if (!q) {
+      q = new Queue()
+      this.queues.set(k, q)
+      this.keys.push(k)
+    }
+    ;(front ? q.front : q.back).push(u)
+  }
+
+  private attempts = new Map<number, number>()
+
+  private canRun(u: Unit): boolean {
+    const mc = this.opts.modelConcurrency?.[u.model]
+    if (mc !== undefined && (this.perModel.get(u.model) ?? 0) >= mc) return false
+    if (u.pool !== undefined) {
+      const size = this.opts.pools?.[u.pool]
+      if (size !== undefined && (this.perPool.get(u.pool) ?? 0) >= size) return false
+    }
+    return true
+  }
+
+  private dispatch() {
+    while (!this.stopping && this.running < this.opts.jobs) {
+      let picked: Unit | undefined
+      for (let i = 0; i < this.keys.length; i++) {
+        const k = this.keys[(this.rr + i) % this.keys.length]
+        const q = this.queues.get(k)!
+        if (q.size === 0) continue
+        const peek = q.front.length ? q.front[q.front.length - 1] : q.back[q.head]
+        if (!this.canRun(peek)) continue
+        picked = q.shift()
+        this.rr = (this.rr + i + 1) % this.keys.length
+        break
+      }
+      if (!picked) return
+      this.start(picked)
+    }
+  }
+
+  private start(u: Unit) {
+    const attempt = (this.attempts.get(u.id) ?? 0) + 1
+    this.attempts.set(u.id, attempt)
+    this.running++
+    this.perModel.set(u.model, (this.perModel.get(u.model) ?? 0) + 1)
+    if (u.pool !== undefined) this.perPool.set(u.pool, (this.perPool.get(u.pool) ?? 0) + 1)
+    const lane = this.lanes.length ? this.lanes.pop()! : this.nextLane++
+    let p: Promise<Outcome>
+    try {
+      p = this.hooks.runUnit(u, attempt, lane)
+    } catch (e) {
+      p = Promise.reject(e)
+    }
+    p.catch(() => 'failed' as Outcome).then((outcome) => this.finish(u, attempt, lane, outcome))
+  }
+
+  private finish(u: Unit, attempt: number, lane: number, outcome: Outcome) {
+    this.running--
+    this.perModel.set(u.model, this.perModel.get(u.model)! - 1)
+    if (u.pool !== undefined) this.perPool.set(u.pool, this.perPool.get(u.pool)! - 1)
+    this.lanes.push(lane)
+    this.lanes.sort((a, b) => b - a)
+    if ((outcome === 'failed' || outcome === 'timeout') && attempt <= u.retries && !this.stopping) {
+      const delay = (this.opts.backoffMs ?? defaultBackoff())(attempt + 1)
+      this.hooks.onRetry?.(u, attempt + 1, delay)
+      this.sleeping++
+      ;(this.opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(delay).then(() => {
+        this.sleeping--
+        if (!this.stopping) this.enqueue(u, true)
+        this.dispatch()
+        this.maybeDone()
+      })
+    } else {
+      this.results.set(u.id, outcome)
+      if (outcome === 'built' || outcome === 'cached') {
+        for (const d of this.dependents.get(u.id) ?? []) {
+          const left = this.pendingNeeds.get(d.id)! - 1
+          this.pendingNeeds.set(d.id, left)
+          if (left === 0 && !this.results.has(d.id)) this.enqueue(d, true)
+        }
+      } else {
+        this.block(u)
+        if (this.opts.failFast && (outcome === 'failed' || outcome === 'timeout')) this.stopping = true
+      }
+    }
+    this.dispatch()
+    this.maybeDone()
+  }
+
+  private block(by: Unit) {
+    for (const d of this.dependents.get(by.id) ?? []) {
+      if (this.results.has(d.id)) continue
+      this.results.set(d.id, 'blocked')
+      this.hooks.onBlocked?.(d, by)
+      this.block(d)
+    }
+  }
+
+  private maybeDone() {
+    if (this.running > 0 || this.sleeping > 0) return
+    let queued = 0
+    for (const q of this.queues.values()) queued += q.size
+    if (queued === 0 || this.stopping) this.resolveDone?.()
+  }
+}

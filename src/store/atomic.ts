@@ -1,0 +1,42 @@
+// Atomic file writes: a temp file in the same folder, fsync, rename over the target.
+// A reader sees the old content or the new one, never a torn file, even after kill -9.
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import path from 'node:path'
+
+let counter = 0
+
+export function writeFileAtomic(file: string, data: string | Buffer, opts: { fsync?: boolean } = {}): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++counter}.tmp`)
+  const fd = openSync(tmp, 'w')
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
+    if (opts.fsync !== false) fsyncSync(fd)
+  } catch (e) {
+    closeSync(fd)
+    try {
+      unlinkSync(tmp)
+    } catch {}
+    throw e
+  }
+  closeSync(fd)
+  try {
+    renameSync(tmp, file)
+  } catch (e) {
+    try {
+      unlinkSync(tmp)
+    } catch {}
+    throw e
+  }
+}
+
+/** fsync a folder so a rename inside it survives power loss. Best effort. */
+export function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r')
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+  } catch {}
+}

@@ -1,0 +1,92 @@
+// target.json: the per-target record, the truth about what was built. Versioned, written
+// atomically; a corrupt or foreign record is reported and treated as stale, never as built.
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { Fingerprint } from '../plan/fingerprint.js'
+import { writeFileAtomic } from './atomic.js'
+
+export const RECORD_VERSION = 1
+export const RECORD_FILE = 'target.json'
+
+export type RecordedState = 'built' | 'failed' | 'timeout' | 'interrupted' | 'running'
+
+export interface OutputStamp {
+  sha256: string
+  size: number
+  mtimeMs: number
+  ino: number
+}
+
+export interface StepRecord {
+  state: RecordedState
+  /** Fingerprint hash of the last attempt. */
+  hash: string
+  /** The last attempt's fingerprint (env values hashed), to explain what changed. */
+  fingerprint?: Fingerprint
+  /** Outputs of the last success, by file name. Kept when a later attempt fails. */
+  outputs?: Record<string, OutputStamp>
+  /** Fingerprint hash of the last success. */
+  builtHash?: string
+  attempts: number
+  exitCode?: number | null
+  signal?: string | null
+  error?: string
+  timeoutMs?: number
+  startedAt?: string
+  endedAt?: string
+  durationMs?: number
+  session?: string
+  pid?: number
+  host?: string
+  /** Slurm job id and node, when run by the slurm executor. */
+  jobId?: string
+  node?: string
+  metrics?: Record<string, unknown>
+}
+
+export interface TargetRecord {
+  version: number
+  id: string
+  model: string
+  dataset: string
+  instance: string
+  steps: Record<string, StepRecord>
+}
+
+export type ReadResult = { ok: true; record: TargetRecord } | { ok: false; missing: true } | { ok: false; missing: false; message: string }
+
+export function parseRecord(text: string): ReadResult {
+  let rec: any
+  try {
+    rec = JSON.parse(text)
+  } catch (e) {
+    return { ok: false, missing: false, message: `not valid JSON: ${(e as Error).message}` }
+  }
+  if (!rec || typeof rec !== 'object' || typeof rec.steps !== 'object' || rec.steps === null)
+    return { ok: false, missing: false, message: 'not a velora target record' }
+  if (rec.version !== RECORD_VERSION)
+    return {
+      ok: false,
+      missing: false,
+      message:
+        typeof rec.version === 'number' && rec.version > RECORD_VERSION
+          ? `written by a newer velora (format ${rec.version}, this one reads ${RECORD_VERSION}); upgrade velora or delete the file`
+          : `unknown record format ${JSON.stringify(rec.version)}; delete the file to rebuild the target`,
+    }
+  return { ok: true, record: rec as TargetRecord }
+}
+
+export function readRecord(targetDir: string): ReadResult {
+  let text: string
+  try {
+    text = readFileSync(path.join(targetDir, RECORD_FILE), 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, missing: true }
+    return { ok: false, missing: false, message: (e as Error).message }
+  }
+  return parseRecord(text)
+}
+
+export function writeRecord(targetDir: string, rec: TargetRecord): void {
+  writeFileAtomic(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n')
+}
