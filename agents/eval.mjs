@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 
 const env = process.env;
-const speed = Number(env.DEMO_AGENT_SPEED ?? 1) >= 0 ? Number(env.DEMO_AGENT_SPEED ?? 1) : 1;
+const speed = env.DEMO_AGENT_SPEED && Number(env.DEMO_AGENT_SPEED) >= 0 ? Number(env.DEMO_AGENT_SPEED) : 1;
 const fail = (msg) => { console.error(`[eval] error: ${msg}`); process.exit(1); };
 
 if (env.DEMO_AGENT_CALLS_LOG) {

@@ -10,6 +10,8 @@
 #   eval "$(bash scripts/slurm-local.sh start)"   # prints only `export SLURM_CONF=...` on stdout
 #   bash scripts/slurm-local.sh status    # "up" + sinfo, exit 0; "down"/"degraded", exit 1
 #   bash scripts/slurm-local.sh stop      # cancel all jobs, stop daemons by recorded PIDs
+#   bash scripts/slurm-local.sh ctld-stop   # stop only slurmctld (a controller outage)
+#   bash scripts/slurm-local.sh ctld-start  # start it again from its saved state
 #
 # `start` is idempotent (flock): if the cluster is already up with the same settings it
 # prints the exports and returns at once; with other settings it restarts the cluster.
@@ -629,6 +631,36 @@ cmd_status() {
   return 1
 }
 
+# ------------------------------------------------- controller outage (tests)
+# Stop only slurmctld (its state is kept; slurmd and running jobs go on), and start it
+# again from that state: what a controller restart or failover looks like to a client.
+cmd_ctld_stop() {
+  is_our_dir || die "no slurm-local folder at $BASE"
+  lock
+  daemon_alive slurmctld "$RUN/slurmctld.pid" || { log "slurmctld is not running"; return 0; }
+  stop_pids 10 slurmctld "$RUN/slurmctld.pid"
+  log "slurmctld stopped; slurmd and jobs keep running ($(elapsed))"
+}
+ctld_answers() { sl scontrol ping >/dev/null 2>&1; }
+cmd_ctld_start() {
+  is_our_dir || die "no slurm-local folder at $BASE"
+  exec 3>&1 1>&2
+  lock
+  [[ -r $CONF ]] || die "no config at $CONF: run start"
+  NODES=$(grep -c '^NodeName=' "$CONF")
+  if ! daemon_alive slurmctld "$RUN/slurmctld.pid"; then
+    spawn "$LOGD/slurmctld.log" slurmctld -f "$CONF"
+  fi
+  local deadline=$(($(now_ms) + TIMEOUT * 1000))
+  EXPECT_DAEMONS=()
+  wait_until "$deadline" "slurmctld pidfile" test -s "$RUN/slurmctld.pid"
+  EXPECT_DAEMONS=(slurmctld "$RUN/slurmctld.pid")
+  wait_until "$deadline" "slurmctld to answer" ctld_answers
+  wait_until "$deadline" "nodes to register again" nodes_ready
+  log "slurmctld started again from its saved state ($(elapsed))"
+  print_exports
+}
+
 usage() {
   sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0" >&2
 }
@@ -638,6 +670,8 @@ install) cmd_install ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+ctld-stop) cmd_ctld_stop ;;
+ctld-start) cmd_ctld_start ;;
 -h | --help | help) usage ;;
 *)
   usage

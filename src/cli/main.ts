@@ -9,6 +9,9 @@ import { build } from '../run/build.js'
 import { status } from '../ops/status.js'
 import { catFiles, clean, exportLines, importBatch, logs } from '../ops/files.js'
 import { plainReporter } from '../report/plain.js'
+import { ttyReporter } from '../report/tty.js'
+import { formatEstimate, type Estimate } from '../report/estimate.js'
+import { registerExtra } from './extra.js'
 import { buildSummary, statusText } from '../report/summary.js'
 import { listSessions } from '../store/session.js'
 import { openWorkspace } from '../workspace.js'
@@ -48,23 +51,28 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .action(async (patterns: string[], o) => {
       const c = makeChalk(o.json ? process.stderr : process.stdout)
       const say = o.json ? err : out
-      const report = plainReporter(say, c)
+      // the live view on a terminal; plain lines for pipes, CI, --no-progress and --json
+      const live = !o.json && o.progress !== false && !o.dryRun && process.stdout.isTTY === true && process.env.TERM !== 'dumb'
+      const report = live ? ttyReporter(c) : plainReporter(say, c)
+      let estimate: Estimate | undefined
       const res = await build({
         configFile: o.config, patterns, jobs: o.jobs, force: o.force, dryRun: o.dryRun, failFast: o.failFast, skipFailed: o.skipFailed,
         executor: o.executor, argv: process.argv.slice(1), handleSignals: true,
-        makeExecutor: o.executor === 'slurm' ? async () => { throw new (await import('../errors.js')).UserError('the slurm executor is not available yet') } : undefined,
         onEvent: (e) => {
           if (e.type === 'plan' && o.explain) for (const p of e.toRun) say(`${p.target} ${p.step}: ${p.reasons.join('; ')}`)
+          if (e.type === 'plan') estimate = e.estimate
+          if (e.type === 'plan' && o.explain && !o.dryRun && estimate) for (const l of formatEstimate(estimate, c)) say(l)
           if (!o.dryRun) report(e)
         },
-      })
+      }).finally(() => live && (report as ReturnType<typeof ttyReporter>).stop())
       if (o.dryRun) {
         const perModel = new Map<string, number>()
         for (const p of res.planned) perModel.set(p.model, (perModel.get(p.model) ?? 0) + 1)
         if (res.planned.length === 0) say(c.green(`velora: everything is up to date (${res.status.targets.length} targets); nothing would run`))
         else {
           say(`velora: would run ${res.planned.length} step${res.planned.length === 1 ? '' : 's'} (dry run: nothing was run or written)`)
-          for (const [m, n] of perModel) say(`  ${m}: ${n} step${n === 1 ? '' : 's'}`)
+          if (estimate) for (const l of formatEstimate(estimate, c)) say(l)
+          else for (const [m, n] of perModel) say(`  ${m}: ${n} step${n === 1 ? '' : 's'}`)
         }
       } else if (res.upToDate) {
         say(c.green(`velora: everything is up to date (${res.status.targets.length} targets)`))
@@ -74,6 +82,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         for (const l of buildSummary(res, c)) say(l)
         if (res.interrupted) say(c.yellow('velora: interrupted; run velora build again to resume'))
       }
+      for (const w of res.warnings) err(`velora: warning: ${w}`)
       if (o.json) out(JSON.stringify(res.status, null, 1))
       exitCode = res.exitCode
     })
@@ -85,6 +94,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .option('--json', 'print the status object (SPEC §7)')
     .action(async (patterns: string[], o) => {
       const res = await status({ configFile: o.config, patterns })
+      for (const w of res.warnings) err(`velora: warning: ${w}`)
       if (o.json) out(JSON.stringify(res.status, null, 1))
       else for (const l of statusText(res.workspace.config, res.status, makeChalk(process.stdout), o.explain)) out(l)
     })
@@ -163,6 +173,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         out(`${s.id}  ${s.startedAt}  ${s.durationMs !== undefined ? formatDuration(s.durationMs) : s.state}  ${counts}`)
       }
     })
+
+  registerExtra(program)
 
   try {
     await program.parseAsync(argv, { from: 'user' })

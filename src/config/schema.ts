@@ -75,6 +75,7 @@ const executor = z.discriminatedUnion(
       sbatchArgs: strList().optional(),
       pollInterval: duration.optional(),
       maxSubmitted: posInt().optional(),
+      controllerTimeout: duration.optional(),
     }),
   ],
   { error: "expected { type: 'local' } or { type: 'slurm', ... }" },
@@ -130,7 +131,7 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
       throw new UserError(`unknown key "${key}"`, { file, field: keyField }, hint ?? 'remove it or check its spelling')
     }
     const got = at(raw, issue.path)
-    const missing = got === undefined && issue.code === 'invalid_type'
+    const missing = got === undefined && issue.path.length > 0
     throw new UserError(missing ? `${issue.message}, but it is missing` : `${issue.message}, got ${preview(got)}`, { file, field: field || undefined })
   }
   const c = parsed.data as UserConfig

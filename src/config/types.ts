@@ -57,6 +57,8 @@ export type ExecutorConfig =
       sbatchArgs?: string[]
       pollInterval?: string | number
       maxSubmitted?: number
+      /** How long an unreachable controller is waited for before its steps fail (default 5m). */
+      controllerTimeout?: string | number
     }
 
 export interface UserConfig {

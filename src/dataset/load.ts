@@ -1,6 +1,6 @@
 // Loads datasets: a JSONL file (one instance per line) or a glob of JSON files (one instance
 // each). Bad lines, missing, empty and duplicate ids are UserErrors with file:line and field.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import path from 'node:path'
 import fg from 'fast-glob'
 import { UserError } from '../errors.js'
@@ -39,6 +39,10 @@ export function loadDataset(d: DatasetConfig & { name: string }, workspace: stri
     if (files.length === 0)
       throw new UserError(`dataset "${d.name}": no file matches ${d.path}`, { file: configFile, field: `datasets.${d.name}.path` })
     for (const f of files) {
+      // a file is one record: refuse a huge one before reading it (a 1 GB string cannot even be built)
+      const size = statSync(path.join(workspace, f)).size
+      if (size > MAX_LINE_BYTES)
+        throw new UserError(`file is ${Math.round(size / 2 ** 20)} MB, over the ${MAX_LINE_BYTES >> 20} MB limit for one instance record`, { file: f }, 'each file of a glob dataset is one instance record')
       const text = readFileSync(path.join(workspace, f), 'utf8').replace(/^\uFEFF/, '')
       let record: unknown
       try {

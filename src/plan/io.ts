@@ -1,8 +1,10 @@
 // The real PlanIO: records from disk, lstat, streamed sha256 in bounded chunks, lock liveness.
 import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
+import path from 'node:path'
 import fg from 'fast-glob'
 import { readRecord } from '../store/record.js'
+import { RecordIndex } from '../store/record-index.js'
 import { lockAlive } from '../store/lock.js'
 import type { ResolvedConfig } from '../config/types.js'
 import type { FileStat, PlanIO } from './plan.js'
@@ -38,6 +40,15 @@ export const diskIO: PlanIO = {
   stat: statFile,
   hashFile: hashFileSync,
   lockAlive,
+}
+
+/**
+ * diskIO with records read through the index (targets/.velora-index.json): one file instead of
+ * one per target. Call save() after planning. Plans that write records back use diskIO.
+ */
+export function indexedIO(config: ResolvedConfig): PlanIO & { save(): void } {
+  const index = new RecordIndex(path.join(config.workspace, config.targetsDir))
+  return { ...diskIO, readRecord: (dir) => index.read(dir), readFullRecord: readRecord, save: () => index.save() }
 }
 
 /** Content hashes of the files each step's `inputs` globs match, once per plan. */

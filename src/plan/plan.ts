@@ -24,6 +24,8 @@ export interface PlanIO {
   hashFile(absFile: string): string
   /** Is a live velora process building this target right now? */
   lockAlive(absTargetDir: string): boolean
+  /** The record with every field, when readRecord may leave out fingerprints (the index does). */
+  readFullRecord?(absTargetDir: string): ReadResult
 }
 
 export interface StepStatus {
@@ -140,6 +142,7 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
   const record = read.ok ? read.record : undefined
   const corrupt = !read.ok && !read.missing ? read.message : undefined
   let alive: boolean | undefined
+  let full: ReadResult | undefined
   const steps: Record<string, StepStatus> = {}
   let worst = STATE_ORDER.length - 1
 
@@ -180,7 +183,15 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
         reasons.push({ kind: 'last-interrupted' })
         lastState = 'interrupted'
       }
-      if (rec.hash !== hash) reasons.push(...explainChange(t.model, rec.fingerprint, fingerprint))
+      if (rec.hash !== hash) {
+        // an indexed record has no fingerprints: read target.json itself to explain the change
+        let before = rec.fingerprint
+        if (!before && ctx.io.readFullRecord) {
+          full ??= ctx.io.readFullRecord(dir)
+          before = full.ok ? full.record.steps[step.name]?.fingerprint : undefined
+        }
+        reasons.push(...explainChange(t.model, before, fingerprint))
+      }
       else if (rec.state === 'built') reasons.push(...checkOutputs(ctx, dir, step, rec))
     }
     if (ctx.forced?.(t, step.name)) reasons.push({ kind: 'forced' })

@@ -2,6 +2,7 @@
 // events.jsonl, report.html) consume. The core never prints.
 import type { FinalOutcome } from '../run/scheduler.js'
 import type { StepState } from '../plan/plan.js'
+import type { Estimate } from './estimate.js'
 
 export interface PlannedStep {
   target: string
@@ -10,8 +11,21 @@ export interface PlannedStep {
   reasons: string[]
 }
 
+/** A selected target and its state when the build was planned (for the live grid). */
+export interface SelectedTarget {
+  id: string
+  model: string
+  state: StepState
+}
+
 export type BuildEvent =
-  | { type: 'plan'; time: number; session?: string; targets: number; upToDate: number; toRun: PlannedStep[]; models: string[]; jobs: number; executor: string }
+  | {
+      type: 'plan'; time: number; session?: string; targets: number; upToDate: number; toRun: PlannedStep[]; models: string[]; jobs: number; executor: string
+      /** Every selected target in dataset order, with its planned state. */
+      selected?: SelectedTarget[]
+      /** Cost and time of the steps to run, from earlier successful runs (report/estimate.ts). */
+      estimate?: Estimate
+    }
   | { type: 'step-waiting'; time: number; target: string; model: string; step: string; holder: { pid: number; host: string } }
   | { type: 'step-started'; time: number; target: string; model: string; instance: string; step: string; attempt: number; lane: number; pid?: number; jobId?: string; node?: string }
   | {
@@ -35,6 +49,8 @@ export type BuildEvent =
       node?: string
     }
   | { type: 'session-finished'; time: number; exitCode: number; interrupted: boolean; counts: Record<string, number> }
+  /** Something the user should know mid-build that is not one step's result (the Slurm controller is down, ...). */
+  | { type: 'notice'; time: number; message: string }
 
 export type Listener = (e: BuildEvent) => void
 

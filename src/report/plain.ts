@@ -18,6 +18,9 @@ export function plainReporter(write: (line: string) => void, c: ChalkInstance, o
         total = e.toRun.length
         return
       }
+      case 'notice':
+        write(c.yellow(`velora: ${e.message}`))
+        return
       case 'step-waiting':
         write(c.dim(`… ${e.target} ${e.step}: waiting for velora pid ${e.holder.pid} on ${e.holder.host}, which is building it`))
         return

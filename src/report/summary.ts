@@ -1,6 +1,6 @@
 // The end-of-build summary: a table per model (built, cached, failed, timeout,
 // interrupted, total, metrics), then each failed target with its exit code, log and tail.
-import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs'
 import path from 'node:path'
 import type { ChalkInstance } from 'chalk'
 import type { ResolvedConfig } from '../config/types.js'
@@ -98,9 +98,9 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
       for (const [step, s] of Object.entries(t.steps)) {
         if (!['failed', 'timeout', 'interrupted'].includes(s.state)) continue
         const log = path.relative(cwd, path.join(config.workspace, t.dir, `${step}.log`))
-        const what = s.state === 'timeout' ? 'timed out' : s.state === 'interrupted' ? 'interrupted' : `failed (${s.reasons.find((r) => r.startsWith('last attempt'))?.replace(/^last attempt failed \((.*)\)$/, '$1') ?? `exit ${s.exitCode}`})`
-        out.push(`  ${c.red('✗')} ${t.id} ${step} ${what}  log: ${log}`)
-        for (const l of tail(path.join(config.workspace, t.dir, `${step}.log`), 3)) out.push(c.dim(`      │ ${l.slice(0, 160)}`))
+        const what = s.state === 'timeout' ? (s.reasons.find((r) => r.startsWith('last attempt timed out'))?.replace('last attempt ', '') ?? 'timed out') : s.state === 'interrupted' ? 'interrupted' : `failed (${s.reasons.find((r) => r.startsWith('last attempt'))?.replace(/^last attempt failed \((.*)\)$/, '$1') ?? `exit ${s.exitCode}`})`
+        out.push(`  ${s.state === 'timeout' ? c.magenta('⏱') : c.red('✗')} ${t.id} ${step} ${what}  log: ${log}`)
+        for (const l of tail(path.join(config.workspace, t.dir, `${step}.log`), 4).filter((x) => x.trim()).slice(-3)) out.push(c.dim(`      │ ${l.slice(0, 160)}`))
       }
     }
     if (failed.length > shown.length) out.push(`  … and ${failed.length - shown.length} more (velora status)`)
@@ -108,6 +108,8 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
   }
   if (res.session) {
     out.push('', `session: ${path.relative(cwd, res.session.dir) || res.session.dir}`)
+    const report = path.join(res.session.dir, 'report.html')
+    if (existsSync(report)) out.push(`report:  ${path.relative(cwd, report)}`)
   }
   return out
 }

@@ -1,22 +1,26 @@
 // `velora build` as a library call: plan the selected targets, then run the stale steps
 // through the scheduler and an executor, committing each success atomically. Emits events.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
 import type { Target } from '../graph/graph.js'
 import { forceMatcher, select } from '../graph/patterns.js'
-import { diskIO, hashInputs } from '../plan/io.js'
+import { diskIO, hashInputs, indexedIO } from '../plan/io.js'
 import { absDir, planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
+import { UserError } from '../errors.js'
 import { summarize } from '../plan/fingerprint.js'
 import type { BuildEvent, Listener, PlannedStep } from '../report/events.js'
+import { estimatePlan, historyOf } from '../report/estimate.js'
+import { writeSessionReport } from '../report/html.js'
 import { statusJson, type StatusJson } from '../report/json.js'
 import { HOST, tryLock, unlock } from '../store/lock.js'
 import { RECORD_VERSION, writeRecord, type StepRecord, type TargetRecord } from '../store/record.js'
 import { Session } from '../store/session.js'
+import { recordWarnings } from '../ops/status.js'
 import { openWorkspace, type WorkspaceOptions } from '../workspace.js'
-import { checkOutputs, moveOutputs } from './commit.js'
+import { checkOutputs, commitPause, moveOutputs, recoverTarget } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
 import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './scheduler.js'
@@ -57,6 +61,8 @@ export interface BuildResult {
   /** The status object (SPEC §7) of the selected targets, after the build (or before, for a dry run). */
   status: StatusJson
   config: ResolvedConfig
+  /** Targets whose target.json cannot be used (corrupt, foreign, newer format): path, problem, what to do. */
+  warnings: string[]
 }
 
 const SKIP_STATES = new Set(['failed', 'timeout'])
@@ -64,12 +70,19 @@ const SKIP_STATES = new Set(['failed', 'timeout'])
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const { config, graph } = await openWorkspace(opts)
   const sel = select(graph, opts.patterns ?? [])
-  const ctx: PlanContext = { config, io: diskIO, inputs: hashInputs(config), forced: forceMatcher(graph, opts.force ?? []) }
+  // a forced step is forced once: after this session built it, it is judged like any other
+  const isForced = forceMatcher(graph, opts.force ?? [])
+  const builtNow = new Set<string>()
+  // records through the index (one file, checked against each target.json's stat): fast no-ops
+  const io = indexedIO(config)
+  const ctx: PlanContext = { config, io, inputs: hashInputs(config), forced: (t, s) => !builtNow.has(`${t.index}:${s}`) && isForced(t, s) }
   const jobs = opts.jobs ?? config.jobs
   const emit = (e: BuildEvent) => opts.onEvent?.(e)
 
   // plan: which steps of which targets are wanted, and which of those must run
   const statuses = sel.targets.map((t) => planTarget(ctx, t))
+  if (!opts.dryRun) io.save()
+  const warnings = recordWarnings(statuses)
   const wantedSteps = new Map<number, Set<string>>()
   const units: Unit[] = []
   const unitInfo: { target: Target; step: ResolvedStep }[] = []
@@ -94,33 +107,46 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     }
   }
   const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedSteps.get(ts.target.index) : undefined)
+  // for the live grid (every selected target, in order) and the dry-run cost/time estimate
+  const planInfo = { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })), estimate: estimatePlan(config, planned, historyOf(statuses), jobs) }
 
   if (opts.dryRun || units.length === 0) {
-    emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type })
+    emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type, ...planInfo })
     const status = statusJson(config, statuses, stepFilter)
     if (opts.dryRun) {
       const byTarget = new Map(status.targets.map((t) => [t.id, t]))
       for (const p of planned) byTarget.get(p.target)!.steps[p.step].state = 'stale'
     }
     const allBuilt = considered.every((ts) => [...wantedSteps.get(ts.target.index)!].every((s) => ts.steps[s].upToDate))
-    return { exitCode: opts.dryRun ? 0 : allBuilt ? 0 : 1, interrupted: false, dryRun: !!opts.dryRun, upToDate: units.length === 0, planned, outcomes: [], status, config }
+    return { exitCode: opts.dryRun ? 0 : allBuilt ? 0 : 1, interrupted: false, dryRun: !!opts.dryRun, upToDate: units.length === 0, planned, outcomes: [], status, config, warnings }
   }
 
-  const executor: Executor = opts.makeExecutor ? await opts.makeExecutor(config) : new LocalExecutor()
-  const session = Session.create(path.join(config.workspace, config.sessionsDir), {
-    argv: opts.argv ?? [],
-    cwd: opts.cwd ?? process.cwd(),
-    config: config.file,
-    executor: executor.name,
-    jobs,
-    pid: process.pid,
-    host: HOST,
-  })
+  const kind = opts.executor ?? config.executor.type
+  const executor: Executor = opts.makeExecutor
+    ? await opts.makeExecutor(config)
+    : kind === 'slurm'
+      ? await (await import('./slurm.js')).createSlurmExecutor(config)
+      : new LocalExecutor()
+  let session: Session
+  try {
+    session = Session.create(path.join(config.workspace, config.sessionsDir), {
+      argv: opts.argv ?? [],
+      cwd: opts.cwd ?? process.cwd(),
+      config: config.file,
+      executor: executor.name,
+      jobs,
+      pid: process.pid,
+      host: HOST,
+    })
+  } catch (e) {
+    throw new UserError(`cannot create a session folder in ${config.sessionsDir}/: ${(e as Error).message}`, {}, 'nothing ran; free some space or fix the permissions, then run velora build again')
+  }
   const record = (e: BuildEvent) => {
     session.event(e)
     emit(e)
   }
-  record({ type: 'plan', time: Date.now(), session: session.id, targets: sel.targets.length, upToDate: sel.targets.length - new Set(planned.map((p) => p.target)).size, toRun: planned, models: Object.keys(config.models), jobs, executor: executor.name })
+  executor.setNotify?.((message) => record({ type: 'notice', time: Date.now(), message }))
+  record({ type: 'plan', time: Date.now(), session: session.id, targets: sel.targets.length, upToDate: sel.targets.length - new Set(planned.map((p) => p.target)).size, toRun: planned, models: Object.keys(config.models), jobs, executor: executor.name, ...planInfo })
 
   let interrupted = false
   const scheduler = new Scheduler(
@@ -178,13 +204,20 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     }
     let runDir: string | undefined
     try {
-      const fresh = planTarget(ctx, t)
+      // a velora that died here may have left a recorded commit half done, or run folders
+      try {
+        recoverTarget(dir)
+      } catch {}
+      const fresh = planTarget({ ...ctx, io: diskIO }, t) // its record is written back: read it whole
       const ss = fresh.steps[step.name]
       if (ss.upToDate) {
         record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'cached' })
         return 'cached'
       }
-      if (step.needs.some((n) => !fresh.steps[n].upToDate)) return 'blocked'
+      if (step.needs.some((n) => !fresh.steps[n].upToDate)) {
+        record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'blocked', error: `needs ${step.needs.filter((n) => !fresh.steps[n].upToDate).join(', ')}, which is not built` })
+        return 'blocked'
+      }
       if (scheduler.stopped) return 'interrupted'
       const rec: TargetRecord = fresh.record ?? { version: RECORD_VERSION, id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, steps: {} }
       const prev = rec.steps[step.name]
@@ -223,7 +256,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         VELORA_MODEL: t.model,
         VELORA_MODEL_PARAMS: JSON.stringify(model.params),
         VELORA_DATASET: t.dataset,
-        VELORA_INSTANCE_ID: t.instance.id,
+        // no environment variable can hold a NUL byte: such ids get their folder name here
+        // (the exact id is always in the VELORA_INSTANCE file)
+        VELORA_INSTANCE_ID: t.instance.id.includes('\0') ? t.instance.key : t.instance.id,
         VELORA_INSTANCE: instanceFile,
         VELORA_TARGET_DIR: dir,
         VELORA_OUT_DIR: outDir,
@@ -237,12 +272,21 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       )
       return await finish(rec, step, attempt, startedAt, result, outDir)
     } finally {
-      if (runDir) rmSync(runDir, { recursive: true, force: true })
+      if (runDir) {
+        rmSync(runDir, { recursive: true, force: true })
+        try {
+          rmdirSync(path.dirname(runDir)) // .velora-tmp, when no other attempt uses it
+        } catch {}
+      }
       unlock(dir)
     }
 
     function finishFailed(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: Partial<StepResult> & { error?: string }, outcome: Outcome = 'failed'): Outcome {
       const endedAt = r.endedAt ?? Date.now()
+      // free what the failed attempt wrote first: on a full disk the record below needs the room
+      try {
+        if (runDir) rmSync(runDir, { recursive: true, force: true })
+      } catch {}
       const prev = rec.steps[s.name]
       rec.steps[s.name] = {
         ...prev,
@@ -276,6 +320,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       if (r.error || r.exitCode !== 0) return finishFailed(rec, s, att, startedAt, r)
       const checked = await checkOutputs(outDir, s.outputs, Object.values(config.metrics).filter((m) => m.step === s.name))
       if (!checked.ok) return finishFailed(rec, s, att, startedAt, { ...r, error: checked.error })
+      await commitPause('hashed', t.id, s.name)
       const prev = rec.steps[s.name]
       rec.steps[s.name] = {
         state: 'built',
@@ -296,14 +341,16 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         metrics: checked.metrics,
       }
       try {
-        // record first, then move: a crash in between leaves outputs that do not match
-        // the record, which the next plan sees as modified and reruns
+        // the record is the commit point; a crash before the move is rolled forward by
+        // recoverTarget (the outputs wait in outDir with the recorded inode, size and mtime)
         writeRecord(dir, rec)
+        await commitPause('recorded', t.id, s.name)
         moveOutputs(outDir, dir, s.outputs)
       } catch (e) {
         rec.steps[s.name] = { ...prev, state: 'failed', error: `cannot commit outputs: ${(e as Error).message}` }
         return finishFailed(rec, s, att, startedAt, { ...r, exitCode: 0, error: `cannot commit outputs: ${(e as Error).message}` })
       }
+      builtNow.add(`${t.index}:${s.name}`)
       record({ type: 'step-finished', time: r.endedAt, ...base, outcome: 'built', exitCode: 0, durationMs: r.endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node })
       return 'built'
     }
@@ -327,6 +374,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   const after = considered.map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
   const status = statusJson(config, after, stepFilter)
+  io.save()
   const notBuilt = status.targets.some((t) => t.state !== 'built')
   const exitCode = interrupted ? 130 : notBuilt ? 1 : 0
   const counts: Record<string, number> = {}
@@ -341,7 +389,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     session.save()
   } catch {}
   record({ type: 'session-finished', time: Date.now(), exitCode, interrupted, counts })
-  return { exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()], status, config }
+  writeSessionReport({ config, dir: session.dir, info: session.info, status }) // report.html (+ report-data.json); never throws
+  return { exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()], status, config, warnings }
 }
 
 /** The selected steps plus everything they need (all steps when none is selected). */

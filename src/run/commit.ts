@@ -1,12 +1,12 @@
 // Committing a successful step: check every declared output was written, hash it in a
 // stream, record it (atomic), then move it into the target folder. Never partial.
-import { createReadStream, lstatSync, openSync, readSync, closeSync, renameSync } from 'node:fs'
+import { createReadStream, lstatSync, openSync, readSync, closeSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import type { MetricConfig } from '../config/types.js'
 import { hashFileSync } from '../plan/io.js'
 import { fsyncDir } from '../store/atomic.js'
-import type { OutputStamp } from '../store/record.js'
+import { readRecord, type OutputStamp } from '../store/record.js'
 import { getPath } from '../util.js'
 
 export type Checked = { ok: true; outputs: Record<string, OutputStamp>; metrics: Record<string, unknown> } | { ok: false; error: string }
@@ -76,4 +76,68 @@ export async function checkOutputs(outDir: string, outputs: string[], metrics: M
 export function moveOutputs(outDir: string, targetDir: string, outputs: string[]): void {
   for (const f of outputs) renameSync(path.join(outDir, f), path.join(targetDir, f))
   fsyncDir(targetDir)
+}
+
+/** Where a step's run folder lives, inside its target folder: <target>/.velora-tmp/<run>/out. */
+export const TMP_DIR = '.velora-tmp'
+
+const sameStamp = (a: { size: number; mtimeMs: number; ino: number } | undefined, b: OutputStamp) =>
+  !!a && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
+
+/**
+ * Crash recovery for one target, called with its lock held, before the step is re-planned.
+ * The record is the commit point (record first, then move): a step recorded `built` whose
+ * outputs are not in place yet (velora died between the two) finds them in its run folder
+ * with the recorded inode, size and mtime, and they are moved into place (roll forward), so
+ * a recorded success is never rerun. Everything else in .velora-tmp belongs to runs that never
+ * committed (no live velora can be using it: we hold the lock) and is removed, with temp files
+ * of interrupted atomic writes. Returns the outputs rolled forward.
+ */
+export function recoverTarget(targetDir: string): string[] {
+  const tmp = path.join(targetDir, TMP_DIR)
+  let runs: string[] = []
+  try {
+    runs = readdirSync(tmp)
+  } catch {}
+  const rolled: string[] = []
+  if (runs.length) {
+    const r = readRecord(targetDir)
+    for (const sr of r.ok ? Object.values(r.record.steps) : []) {
+      if (sr.state !== 'built') continue
+      for (const [f, stamp] of Object.entries(sr.outputs ?? {})) {
+        const dst = path.join(targetDir, f)
+        if (sameStamp(lstatSync(dst, { throwIfNoEntry: false }), stamp)) continue
+        for (const run of runs) {
+          const src = path.join(tmp, run, 'out', f)
+          if (!sameStamp(lstatSync(src, { throwIfNoEntry: false }), stamp)) continue
+          renameSync(src, dst)
+          rolled.push(f)
+          break
+        }
+      }
+    }
+    if (rolled.length) fsyncDir(targetDir)
+    for (const run of runs) rmSync(path.join(tmp, run), { recursive: true, force: true })
+  }
+  for (const f of readdirSync(targetDir)) {
+    if (/^\.(target\.json|velora\.lock)\..*\.tmp$/.test(f)) {
+      try {
+        unlinkSync(path.join(targetDir, f))
+      } catch {}
+    }
+  }
+  return rolled
+}
+
+const PAUSE_MS = Number(process.env.VELORA_TEST_PAUSE_COMMIT_MS) || 0
+
+/**
+ * Test-only hook (VELORA_TEST_PAUSE_COMMIT_MS): pause in the commit window so fault tests can
+ * kill velora or fill the disk there. `phase` is 'hashed' (outputs checked, nothing recorded)
+ * or 'recorded' (record written, outputs not moved yet). A no-op unless the variable is set.
+ */
+export async function commitPause(phase: 'hashed' | 'recorded', target: string, step: string): Promise<void> {
+  if (!PAUSE_MS) return
+  process.stderr.write(`velora-test: commit pause ${phase} ${target} ${step}\n`)
+  await new Promise((r) => setTimeout(r, PAUSE_MS))
 }

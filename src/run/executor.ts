@@ -44,6 +44,8 @@ export interface Executor {
   /** Kill everything at once (second Ctrl-C). */
   killNow(): void
   close?(): Promise<void>
+  /** Where the executor reports what the user should know mid-build (e.g. Slurm controller down). */
+  setNotify?(notify: (message: string) => void): void
 }
 
 /** The header line written to a step's log before each attempt. */

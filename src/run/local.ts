@@ -1,7 +1,7 @@
 // The local executor: each step is a child process in its own process group, stdout and
 // stderr appended to the step's log; timeouts and interrupts signal the whole group.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs'
 import { logHeader, type Executor, type StepJob, type StepResult, type StepStarted } from './executor.js'
 
 interface Running {
@@ -19,12 +19,51 @@ function killGroup(pid: number | undefined, sig: NodeJS.Signals) {
   } catch {}
 }
 
+/**
+ * Processes of a step that left its process group (setsid, daemonising): on Linux, every
+ * process whose environment holds this step's VELORA_OUT_DIR (a fresh, unique path, so no
+ * unrelated process can match; descendants inherit it even after being reparented).
+ */
+export function taggedPids(outDir: string): number[] {
+  if (process.platform !== 'linux') return []
+  const tag = Buffer.from(`\0VELORA_OUT_DIR=${outDir}\0`)
+  const out: number[] = []
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  for (const e of entries) {
+    const pid = Number(e)
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue
+    try {
+      const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${pid}/environ`)])
+      if (env.includes(tag)) out.push(pid)
+    } catch {}
+  }
+  return out
+}
+
+/** Signal a step's whole tree: its process group and any descendant that left the group. */
+function killTree(pid: number | undefined, outDir: string, sig: NodeJS.Signals) {
+  killGroup(pid, sig)
+  for (const p of taggedPids(outDir)) {
+    try {
+      process.kill(p, sig)
+    } catch {}
+  }
+}
+
 export class LocalExecutor implements Executor {
   readonly name = 'local'
   private running = new Set<Running>()
+  /** Interrupted: a step that reaches run() now is not started (no child outlives velora). */
+  private stopping = false
 
   run(job: StepJob, onStarted?: (s: StepStarted) => void): Promise<StepResult> {
     const startedAt = Date.now()
+    if (this.stopping) return Promise.resolve({ exitCode: null, signal: null, timedOut: false, interrupted: true, startedAt, endedAt: startedAt })
     let fd: number
     try {
       fd = openSync(job.logFile, 'a')
@@ -64,8 +103,10 @@ export class LocalExecutor implements Executor {
       child.on('close', (code, signal) => {
         if (timer) clearTimeout(timer)
         if (r.killTimer) clearTimeout(r.killTimer)
-        // grandchildren left in the group do not outlive their step
-        killGroup(child.pid, 'SIGKILL')
+        // grandchildren left in the group do not outlive their step; after a timeout or an
+        // interrupt, neither do those that left the group
+        if (r.timedOut || r.interrupted) killTree(child.pid, job.outDir, 'SIGKILL')
+        else killGroup(child.pid, 'SIGKILL')
         this.running.delete(r)
         const endedAt = Date.now()
         try {
@@ -79,11 +120,12 @@ export class LocalExecutor implements Executor {
   }
 
   private terminate(r: Running, graceMs: number) {
-    killGroup(r.child.pid, 'SIGTERM')
-    r.killTimer ??= setTimeout(() => killGroup(r.child.pid, 'SIGKILL'), graceMs)
+    killTree(r.child.pid, r.job.outDir, 'SIGTERM')
+    r.killTimer ??= setTimeout(() => killTree(r.child.pid, r.job.outDir, 'SIGKILL'), graceMs)
   }
 
   async interrupt(graceMs: number): Promise<void> {
+    this.stopping = true
     for (const r of this.running) {
       r.interrupted = true
       this.terminate(r, graceMs)
@@ -91,9 +133,10 @@ export class LocalExecutor implements Executor {
   }
 
   killNow(): void {
+    this.stopping = true
     for (const r of this.running) {
       r.interrupted = true
-      killGroup(r.child.pid, 'SIGKILL')
+      killTree(r.child.pid, r.job.outDir, 'SIGKILL')
     }
   }
 }

@@ -72,8 +72,13 @@ export class Scheduler {
   /** Stop starting new units (interrupt, fail-fast); running ones finish or are killed by the executor. */
   stop() {
     this.stopping = true
+    // units waiting out a retry backoff end now, with their last outcome: an interrupt must
+    // not wait for a backoff (up to a minute) before velora can exit
+    for (const wake of [...this.wakers]) wake()
     this.maybeDone()
   }
+
+  private wakers = new Set<() => void>()
 
   get stopped() {
     return this.stopping
@@ -170,12 +175,22 @@ export class Scheduler {
       const delay = (this.opts.backoffMs ?? defaultBackoff())(attempt + 1)
       this.hooks.onRetry?.(u, attempt + 1, delay)
       this.sleeping++
-      ;(this.opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(delay).then(() => {
+      let timer: NodeJS.Timeout | undefined
+      const wake = () => {
+        if (!this.wakers.delete(wake)) return
+        if (timer) clearTimeout(timer)
         this.sleeping--
         if (!this.stopping) this.enqueue(u, true)
+        else {
+          this.results.set(u.id, outcome)
+          this.block(u)
+        }
         this.dispatch()
         this.maybeDone()
-      })
+      }
+      this.wakers.add(wake)
+      if (this.opts.sleep) this.opts.sleep(delay).then(wake)
+      else timer = setTimeout(wake, delay)
     } else {
       this.results.set(u.id, outcome)
       if (outcome === 'built' || outcome === 'cached') {
@@ -186,7 +201,7 @@ export class Scheduler {
         }
       } else {
         this.block(u)
-        if (this.opts.failFast && (outcome === 'failed' || outcome === 'timeout')) this.stopping = true
+        if (this.opts.failFast && (outcome === 'failed' || outcome === 'timeout')) this.stop()
       }
     }
     this.dispatch()

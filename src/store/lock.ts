@@ -1,6 +1,6 @@
 // Per-target locks so concurrent velora processes never build one step twice. A lock holds
 // pid, host and a heartbeat (mtime, refreshed while held); a dead holder's lock is taken over.
-import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs'
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -27,19 +27,31 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-export function readHolder(dir: string): (LockHolder & { mtimeMs: number }) | undefined {
+export function readHolder(dir: string): (LockHolder & { mtimeMs: number; unreadable?: boolean }) | undefined {
   const f = path.join(dir, LOCK_FILE)
+  let st
   try {
-    const st = statSync(f)
-    const h = JSON.parse(readFileSync(f, 'utf8')) as LockHolder
-    return { ...h, mtimeMs: st.mtimeMs }
+    st = statSync(f)
   } catch {
     return undefined
   }
+  try {
+    const h = JSON.parse(readFileSync(f, 'utf8')) as LockHolder
+    if (typeof h?.pid !== 'number' || typeof h.host !== 'string') throw new Error('not a lock')
+    return { ...h, mtimeMs: st.mtimeMs }
+  } catch {
+    // empty or garbage (a holder killed between creating and writing it, with the fallback
+    // below, or damage): nobody refreshes it, so it goes stale like a dead holder's
+    return { pid: 0, host: '', since: `unreadable@${st.mtimeMs}`, mtimeMs: st.mtimeMs, unreadable: true }
+  }
 }
 
+/** An unreadable lock older than this is taken over (a live holder writes it at once). */
+const UNREADABLE_STALE_MS = Math.min(STALE_AFTER_MS, 5_000)
+
 /** Is the holder gone: its pid is dead on this host, or its heartbeat stopped? */
-export function holderDead(h: LockHolder & { mtimeMs: number }, now = Date.now()): boolean {
+export function holderDead(h: LockHolder & { mtimeMs: number; unreadable?: boolean }, now = Date.now()): boolean {
+  if (h.unreadable) return now - h.mtimeMs > UNREADABLE_STALE_MS
   if (now - h.mtimeMs > STALE_AFTER_MS) return true
   return h.host === HOST && h.pid !== process.pid && !pidAlive(h.pid)
 }
@@ -66,12 +78,7 @@ export function tryLock(dir: string, session?: string): { ok: true } | { ok: fal
   const f = path.join(dir, LOCK_FILE)
   for (let i = 0; i < 3; i++) {
     try {
-      const fd = openSync(f, 'wx')
-      try {
-        writeSync(fd, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
-      } finally {
-        closeSync(fd)
-      }
+      createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
       held.add(f)
       if (!beat) {
         beat = setInterval(heartbeat, HEARTBEAT_MS)
@@ -87,6 +94,36 @@ export function tryLock(dir: string, session?: string): { ok: true } | { ok: fal
     // else: the holder released it between our open and our read: try again
   }
   return { ok: false, holder: readHolder(dir) }
+}
+
+let tmpCounter = 0
+
+/**
+ * Create `file` holding `text`, failing with EEXIST if it exists, so that the lock file is
+ * never seen empty or half written (a kill -9 between open and write would leave a lock
+ * nobody can read): write a temp file, then hard-link it to the name (atomic, and safe on
+ * NFS). Filesystems without hard links fall back to an exclusive open.
+ */
+function createWithContent(file: string, text: string) {
+  const tmp = `${path.dirname(file)}/.${path.basename(file)}.${process.pid}.${++tmpCounter}.tmp`
+  writeFileSync(tmp, text)
+  try {
+    linkSync(tmp, file)
+    return
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e
+  } finally {
+    try {
+      unlinkSync(tmp)
+    } catch {}
+  }
+  const fd = openSync(file, 'wx')
+  try {
+    writeSync(fd, text)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** Remove a dead holder's lock, guarded by an exclusive mkdir so two takers cannot both win. */

@@ -70,10 +70,22 @@ export function parseRecord(text: string): ReadResult {
       missing: false,
       message:
         typeof rec.version === 'number' && rec.version > RECORD_VERSION
-          ? `written by a newer velora (format ${rec.version}, this one reads ${RECORD_VERSION}); upgrade velora or delete the file`
-          : `unknown record format ${JSON.stringify(rec.version)}; delete the file to rebuild the target`,
+          ? `written by a newer velora (record format ${rec.version}, this velora reads ${RECORD_VERSION})`
+          : `unknown record format ${JSON.stringify(rec.version)}`,
     }
   return { ok: true, record: rec as TargetRecord }
+}
+
+/**
+ * The warning shown (status, build) for a target.json that cannot be used: its path, what is
+ * wrong, what velora does about it and what the user can do.
+ */
+export function unreadableRecordWarning(file: string, message: string): string {
+  const newer = message.startsWith('written by a newer velora')
+  return (
+    `${file} cannot be used: ${message}. velora treats the target as not built: the next velora build reruns its steps and ` +
+    `overwrites this file${newer ? '; to keep it, upgrade velora instead' : '; move it away first if you want to inspect it'}`
+  )
 }
 
 export function readRecord(targetDir: string): ReadResult {

@@ -1,0 +1,289 @@
+// The inline CSS and browser script of report.html: draws the target grid and the timeline
+// from the embedded JSON, with tooltips and log links. Plain ES2017, no network, no libraries.
+
+export const CLIENT_CSS = `
+:root{--built:#2da44e;--uptodate:#9be9a8;--failed:#cf222e;--timeout:#bf3989;--interrupted:#d4a72c;--blocked:#8c959f;--stale:#c6cdd5;--missing:#e6e9ed;--running:#0969da;
+--cached:#d0d7de;--retried:#f6a04d;--m0:#4e79a7;--m1:#59a14f;--m2:#76b7b2;--m3:#7b61c9;--m4:#9c755f;--m5:#a0cbe8;--m6:#8f9a3c;--m7:#2f4b7c;--m8:#1b7f79;--m9:#b9a3e3;
+--fg:#1f2328;--muted:#656d76;--panel:#f6f8fa;--border:#d0d7de}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);margin:0;background:#fff}
+header,main,footer{max-width:1500px;margin:0 auto;padding:0 20px}
+header{padding-top:14px;border-bottom:1px solid var(--border)}
+h1{font-size:20px;margin:0 0 8px}h1 .sid{font-family:ui-monospace,monospace;font-weight:500}
+h2{font-size:16px;margin:22px 0 8px}h2 small,th small{color:var(--muted);font-weight:400;font-size:12px}
+.state{font-size:13px;padding:2px 8px;border-radius:10px;background:var(--panel);border:1px solid var(--border);vertical-align:3px}
+.st-finished{border-color:var(--built)}.st-interrupted{border-color:var(--interrupted)}
+.note{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0 0 12px}dl.meta dt{color:var(--muted)}dl.meta dd{margin:0}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+.chip{display:inline-block;padding:0 8px;margin:0 4px 3px 0;border:1px solid var(--border);border-radius:10px;background:var(--panel);font-size:12.5px}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
+.s-built{background:var(--built)}.s-uptodate{background:var(--uptodate)}.s-failed{background:var(--failed)}.s-timeout{background:var(--timeout)}
+.s-interrupted{background:var(--interrupted)}.s-blocked{background:var(--blocked)}.s-stale{background:var(--stale)}.s-missing{background:var(--missing)}.s-running{background:var(--running)}
+.b-cached{background:var(--cached)}.b-failed{background:var(--failed)}.b-timeout{background:var(--timeout)}.b-interrupted{background:var(--interrupted)}.b-retried{background:var(--retried)}
+.legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12.5px;color:var(--muted);margin-bottom:8px}
+table.models{border-collapse:collapse;font-size:13px}table.models th,table.models td{padding:4px 10px;border-bottom:1px solid var(--border);text-align:left;white-space:nowrap}
+table.models td.n{text-align:right;font-variant-numeric:tabular-nums}td.c-failed,td.c-timeout{color:var(--failed)}td.total{font-weight:600}
+.sbar{display:flex;width:260px;height:14px;border-radius:3px;overflow:hidden;background:var(--missing)}.sbar i{display:block;height:100%}
+.mbar{display:inline-block;width:110px;height:10px;margin-right:6px;vertical-align:-1px;background:var(--panel);border:1px solid var(--border);border-radius:3px;overflow:hidden}.mbar i{display:block;height:100%}
+td.metric span{font-variant-numeric:tabular-nums}
+.grow{display:flex;gap:8px;align-items:flex-start;margin-bottom:6px}.glabel{flex:none;width:110px;font-weight:600;overflow:hidden;text-overflow:ellipsis}
+.gcells{display:flex;flex-wrap:wrap;gap:2px;flex:1}
+.cell{display:block;width:11px;height:11px;border-radius:2px}.cell:hover{outline:2px solid var(--fg);outline-offset:0}
+#grid canvas,#timeline canvas{display:block}
+.fail{border:1px solid var(--border);border-radius:6px;margin:0 0 10px;padding:6px 10px}
+.fhead{font-size:13px}.fhead .why{color:var(--muted)}summary.fhead{cursor:pointer}
+.badge{color:#fff;padding:0 6px;border-radius:8px;font-size:12px}
+pre.tail{margin:6px 0 2px;background:#0d1117;color:#e6edf3;padding:8px 10px;border-radius:6px;overflow:auto;max-height:300px;font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,monospace}
+.ok{color:var(--built)}
+footer{color:var(--muted);font-size:12px;padding:20px}
+#tip{position:fixed;display:none;pointer-events:none;z-index:10;max-width:560px;background:#1f2328;color:#fff;padding:6px 9px;border-radius:6px;font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;box-shadow:0 3px 12px rgba(0,0,0,.25)}
+#tip .b{font-weight:700}#tip .dim{color:#9da7b3}
+`
+
+export const CLIENT_JS = String.raw`
+(function () {
+  'use strict';
+  var started = performance.now();
+  var D = JSON.parse(document.getElementById('velora-data').textContent);
+  var STATES = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'];
+  var LABEL = { built: 'built', uptodate: 'up to date', failed: 'failed', timeout: 'timed out', interrupted: 'interrupted', blocked: 'blocked', stale: 'stale', missing: 'not built', running: 'running' };
+  var OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried'];
+  var BAD = { failed: 1, timeout: 1, interrupted: 1 };
+  // Grid: one element per cell up to DOM_LIMIT targets; above that a single canvas, so the
+  // page stays fast at tens of thousands of targets (22,940 draws in tens of ms).
+  var DOM_LIMIT = 5000;
+  var css = getComputedStyle(document.documentElement);
+  var color = function (name) { return css.getPropertyValue('--' + name).trim(); };
+  var STATE_COLOR = STATES.map(color);
+  var MODEL_COLOR = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(function (i) { return color('m' + i); });
+  var OUTCOME_COLOR = { cached: color('cached'), failed: color('failed'), timeout: color('timeout'), interrupted: color('interrupted'), retried: color('retried') };
+  var tip = document.getElementById('tip');
+
+  function targetId(i) { var r = D.targets[i]; return D.models[r[0]] + '/' + D.datasets[r[1]] + '/' + r[2]; }
+  function logHref(i, step) {
+    var parts = (D.logBase ? D.logBase.split('/') : []).concat(targetId(i).split('/'), [step + '.log']);
+    return parts.map(function (p) { return p === '..' ? p : encodeURIComponent(p); }).join('/');
+  }
+  function dur(ms) {
+    if (ms == null) return '';
+    if (ms < 1000) return Math.round(ms) + 'ms';
+    if (ms < 60000) return (ms / 1000).toFixed(1) + 's';
+    var s = Math.round(ms / 1000);
+    if (s < 3600) return Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's';
+    return Math.floor(s / 3600) + 'h' + String(Math.floor((s % 3600) / 60)).padStart(2, '0') + 'm';
+  }
+  function val(v) { return typeof v === 'number' ? String(Math.round(v * 1e4) / 1e4) : JSON.stringify(v); }
+  /** The step whose log a click opens: a failed one, else the last that ran; -1 if none ran. */
+  function primaryStep(i) {
+    var steps = D.targets[i][4], last = -1;
+    for (var k = 0; k < steps.length; k++) {
+      var s = steps[k];
+      if (!s || !s[1]) continue;
+      if (BAD[STATES[s[0]]]) return k;
+      last = k;
+    }
+    return last;
+  }
+  function targetLines(i) {
+    var r = D.targets[i], lines = [[targetId(i), 'b'], ['state: ' + LABEL[STATES[r[3]]]]];
+    r[4].forEach(function (s, k) {
+      if (!s) return;
+      lines.push(['  ' + D.steps[k] + ': ' + LABEL[STATES[s[0]]] + ' · attempts ' + s[1] + (s[3] != null ? ' · ' + dur(s[3]) : '') + (s[2] != null ? ' · exit ' + s[2] : '')]);
+    });
+    var m = D.metrics.map(function (mt, k) { return r[5][k] == null ? null : mt.name + ' ' + val(r[5][k]); }).filter(Boolean);
+    if (m.length) lines.push(['metrics: ' + m.join(', ')]);
+    var p = primaryStep(i);
+    lines.push([p >= 0 ? 'click: open ' + D.steps[p] + '.log' : 'no log (no step ran)', 'dim']);
+    return lines;
+  }
+  function showTip(lines, x, y) {
+    tip.textContent = '';
+    lines.forEach(function (l) { var d = document.createElement('div'); d.textContent = l[0]; if (l[1]) d.className = l[1]; tip.appendChild(d); });
+    tip.style.display = 'block';
+    var w = tip.offsetWidth, h = tip.offsetHeight;
+    tip.style.left = Math.max(4, Math.min(x + 14, innerWidth - w - 4)) + 'px';
+    tip.style.top = (y + 16 + h > innerHeight ? Math.max(4, y - h - 10) : y + 16) + 'px';
+  }
+  function hideTip() { tip.style.display = 'none'; }
+  function canvasFor(root, w, h) {
+    var cv = root.querySelector('canvas') || root.appendChild(document.createElement('canvas'));
+    var dpr = window.devicePixelRatio || 1;
+    cv.width = Math.round(w * dpr); cv.height = Math.round(h * dpr);
+    cv.style.width = w + 'px'; cv.style.height = h + 'px';
+    var ctx = cv.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    return { cv: cv, ctx: ctx };
+  }
+
+  var byModel = D.models.map(function () { return []; });
+  D.targets.forEach(function (r, i) { byModel[r[0]].push(i); });
+  var api = { gridMode: D.targets.length > DOM_LIMIT ? 'canvas' : 'dom', cellCenter: null, barCenter: null };
+  window.velora = api;
+
+  function domGrid(root) {
+    var frag = document.createDocumentFragment();
+    byModel.forEach(function (list, m) {
+      if (!list.length) return;
+      var row = document.createElement('div'); row.className = 'grow'; row.dataset.model = D.models[m];
+      var lab = document.createElement('div'); lab.className = 'glabel'; lab.textContent = D.models[m]; lab.title = D.models[m];
+      var cells = document.createElement('div'); cells.className = 'gcells';
+      list.forEach(function (i) {
+        var p = primaryStep(i), st = STATES[D.targets[i][3]];
+        var c = document.createElement(p >= 0 ? 'a' : 'span');
+        c.className = 'cell s-' + st; c.dataset.i = i; c.dataset.state = st;
+        c.setAttribute('aria-label', targetId(i) + ': ' + LABEL[st]);
+        if (p >= 0) c.href = logHref(i, D.steps[p]);
+        cells.appendChild(c);
+      });
+      row.appendChild(lab); row.appendChild(cells); frag.appendChild(row);
+    });
+    root.appendChild(frag);
+    root.addEventListener('mouseover', function (e) {
+      var c = e.target.closest && e.target.closest('.cell');
+      if (c) showTip(targetLines(+c.dataset.i), e.clientX, e.clientY); else hideTip();
+    });
+    root.addEventListener('mouseleave', hideTip);
+    api.cellCenter = function (i) {
+      var c = root.querySelector('.cell[data-i="' + i + '"]'); if (!c) return null;
+      var b = c.getBoundingClientRect(); return { x: b.left + b.width / 2, y: b.top + b.height / 2 };
+    };
+  }
+
+  function canvasGrid(root) {
+    var LW = 118, layout = null, cv = null;
+    function draw() {
+      var W = Math.max(300, root.clientWidth), maxN = 1;
+      byModel.forEach(function (l) { maxN = Math.max(maxN, l.length); });
+      var cell = Math.max(6, Math.min(14, Math.floor((W - LW) / maxN)));
+      var perRow = Math.max(1, Math.floor((W - LW) / cell)), blocks = [], y = 0;
+      byModel.forEach(function (list, m) {
+        if (!list.length) return;
+        var rows = Math.ceil(list.length / perRow);
+        blocks.push({ m: m, list: list, y: y, rows: rows });
+        y += Math.max(rows * cell, 16) + 8;
+      });
+      var c = canvasFor(root, W, y), ctx = c.ctx; cv = c.cv;
+      cv.dataset.cells = String(D.targets.length);
+      ctx.font = '600 13px system-ui, sans-serif'; ctx.fillStyle = '#1f2328'; ctx.textBaseline = 'top';
+      blocks.forEach(function (b) { ctx.fillText(D.models[b.m], 0, b.y, LW - 8); });
+      for (var s = 0; s < STATES.length; s++) {
+        ctx.fillStyle = STATE_COLOR[s];
+        for (var k = 0; k < blocks.length; k++) {
+          var b = blocks[k];
+          for (var j = 0; j < b.list.length; j++) {
+            if (D.targets[b.list[j]][3] !== s) continue;
+            ctx.fillRect(LW + (j % perRow) * cell, b.y + Math.floor(j / perRow) * cell, cell - 1, cell - 1);
+          }
+        }
+      }
+      layout = { cell: cell, perRow: perRow, blocks: blocks };
+    }
+    function hit(e) {
+      var r = cv.getBoundingClientRect(), x = e.clientX - r.left - LW, y = e.clientY - r.top, L = layout;
+      if (x < 0) return -1;
+      for (var k = 0; k < L.blocks.length; k++) {
+        var b = L.blocks[k];
+        if (y < b.y || y >= b.y + b.rows * L.cell) continue;
+        var col = Math.floor(x / L.cell), j = Math.floor((y - b.y) / L.cell) * L.perRow + col;
+        return col < L.perRow && j < b.list.length ? b.list[j] : -1;
+      }
+      return -1;
+    }
+    draw();
+    cv.addEventListener('mousemove', function (e) {
+      var i = hit(e);
+      if (i < 0) { hideTip(); cv.style.cursor = ''; return; }
+      cv.style.cursor = primaryStep(i) >= 0 ? 'pointer' : '';
+      showTip(targetLines(i), e.clientX, e.clientY);
+    });
+    cv.addEventListener('mouseleave', hideTip);
+    cv.addEventListener('click', function (e) { var i = hit(e), p = i < 0 ? -1 : primaryStep(i); if (p >= 0) location.href = logHref(i, D.steps[p]); });
+    api.cellCenter = function (i) {
+      var r = cv.getBoundingClientRect(), L = layout;
+      for (var k = 0; k < L.blocks.length; k++) {
+        var j = L.blocks[k].list.indexOf(i);
+        if (j >= 0) return { x: r.left + LW + (j % L.perRow + 0.5) * L.cell, y: r.top + L.blocks[k].y + (Math.floor(j / L.perRow) + 0.5) * L.cell };
+      }
+      return null;
+    };
+    return draw;
+  }
+
+  function niceStep(span, n) {
+    var steps = [100, 250, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 144e5, 288e5, 864e5];
+    for (var i = 0; i < steps.length; i++) if (span / steps[i] <= n) return steps[i];
+    return steps[steps.length - 1];
+  }
+
+  function timeline(root) {
+    var T = D.timeline, B = T.bars, N = B.length / 8, LW = 44, AX = 22, layout = null, cv = null;
+    if (!N) { root.textContent = 'No step ran in this session.'; return null; }
+    var perLane = [];
+    for (var i = 0; i < N; i++) (perLane[B[i * 8]] = perLane[B[i * 8]] || []).push(i);
+    function barColor(i) {
+      var o = OUTCOMES[B[i * 8 + 6]];
+      return o === 'built' ? MODEL_COLOR[B[i * 8 + 3] % 10] : OUTCOME_COLOR[o] || '#999';
+    }
+    function draw() {
+      var W = Math.max(300, root.clientWidth), laneH = Math.max(3, Math.min(16, Math.floor(360 / Math.max(1, T.lanes))));
+      var H = T.lanes * laneH + AX, span = Math.max(1, T.t1 - T.t0), sx = (W - LW - 4) / span;
+      var c = canvasFor(root, W, H), ctx = c.ctx; cv = c.cv;
+      ctx.fillStyle = '#f6f8fa'; ctx.fillRect(LW, 0, W - LW, T.lanes * laneH);
+      var last = '';
+      for (var i = 0; i < N; i++) {
+        var col = barColor(i);
+        if (col !== last) { ctx.fillStyle = col; last = col; }
+        var x = LW + B[i * 8 + 1] * sx, w = Math.max(1, (B[i * 8 + 2] - B[i * 8 + 1]) * sx - 1);
+        ctx.fillRect(x, B[i * 8] * laneH + 0.5, w, Math.max(1, laneH - 1));
+      }
+      ctx.fillStyle = '#656d76'; ctx.strokeStyle = '#d0d7de'; ctx.font = '11px system-ui, sans-serif'; ctx.textBaseline = 'top';
+      var step = niceStep(span, Math.max(2, Math.floor((W - LW) / 90)));
+      for (var t = 0; t <= span; t += step) {
+        var tx = LW + t * sx;
+        ctx.beginPath(); ctx.moveTo(tx + 0.5, 0); ctx.lineTo(tx + 0.5, T.lanes * laneH + 4); ctx.stroke();
+        ctx.fillText(dur(t), tx + 2, T.lanes * laneH + 6);
+      }
+      var every = Math.ceil(12 / laneH);
+      ctx.textBaseline = 'middle';
+      for (var l = 0; l < T.lanes; l += every) ctx.fillText(String(l + 1), 4, l * laneH + laneH / 2, LW - 8);
+      layout = { laneH: laneH, sx: sx };
+    }
+    function hit(e) {
+      var r = cv.getBoundingClientRect(), lane = Math.floor((e.clientY - r.top) / layout.laneH);
+      var t = (e.clientX - r.left - LW) / layout.sx, slop = 2 / layout.sx, list = perLane[lane];
+      if (!list || t < -slop) return -1;
+      for (var k = 0; k < list.length; k++) { var i = list[k]; if (B[i * 8 + 1] - slop <= t && t <= B[i * 8 + 2] + slop) return i; }
+      return -1;
+    }
+    function barLines(i) {
+      var ti = B[i * 8 + 4], o = OUTCOMES[B[i * 8 + 6]];
+      return [[ti >= 0 ? targetId(ti) : D.models[B[i * 8 + 3]], 'b'], [D.steps[B[i * 8 + 5]] + ' attempt ' + B[i * 8 + 7] + ': ' + (o === 'retried' ? 'failed, retried' : o)],
+        ['started +' + dur(B[i * 8 + 1]) + ', took ' + dur(B[i * 8 + 2] - B[i * 8 + 1]) + ', lane ' + (B[i * 8] + 1)], [ti >= 0 ? 'click: open ' + D.steps[B[i * 8 + 5]] + '.log' : '', 'dim']];
+    }
+    draw();
+    cv.addEventListener('mousemove', function (e) { var i = hit(e); if (i < 0) { hideTip(); cv.style.cursor = ''; return; } cv.style.cursor = 'pointer'; showTip(barLines(i), e.clientX, e.clientY); });
+    cv.addEventListener('mouseleave', hideTip);
+    cv.addEventListener('click', function (e) { var i = hit(e); if (i >= 0 && B[i * 8 + 4] >= 0) location.href = logHref(B[i * 8 + 4], D.steps[B[i * 8 + 5]]); });
+    api.barCenter = function (i) {
+      var r = cv.getBoundingClientRect();
+      return { x: r.left + LW + ((B[i * 8 + 1] + B[i * 8 + 2]) / 2) * layout.sx, y: r.top + (B[i * 8] + 0.5) * layout.laneH };
+    };
+    return draw;
+  }
+
+  var redraws = [];
+  var gridRoot = document.getElementById('grid');
+  if (api.gridMode === 'dom') domGrid(gridRoot); else redraws.push(canvasGrid(gridRoot));
+  var tl = timeline(document.getElementById('timeline'));
+  if (tl) redraws.push(tl);
+  var pending = 0;
+  window.addEventListener('resize', function () {
+    clearTimeout(pending);
+    pending = setTimeout(function () { redraws.forEach(function (f) { f(); }); }, 120);
+  });
+  api.renderMs = performance.now() - started;
+  document.documentElement.dataset.rendered = '1';
+})();
+`

@@ -1,0 +1,172 @@
+// The report's data: one compact JSON object built from the final status, session.json,
+// events.jsonl and the failed steps' log tails. Stored as report-data.json beside report.html.
+import path from 'node:path'
+import type { ResolvedConfig } from '../config/types.js'
+import type { SessionInfo } from '../store/session.js'
+import type { BuildEvent } from './events.js'
+import type { StatusJson } from './json.js'
+import { tail } from './summary.js'
+
+/** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
+export const CELL_STATES = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'] as const
+export type CellState = (typeof CELL_STATES)[number]
+/** Outcomes of a timeline bar, in the order of their codes. `retried`: failed, then retried. */
+export const BAR_OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried'] as const
+
+/** A step of a target: [state code, attempts, exit code, duration ms], or null if not selected. */
+export type StepRow = [number, number, number | null, number | null] | null
+/** [model idx, dataset idx, instance key, state code, steps (aligned with `steps`), metrics (aligned with `metrics`)] */
+export type TargetRow = [number, number, string, number, StepRow[], unknown[]]
+
+export interface Failure {
+  target: number
+  step: string
+  state: string
+  reason: string
+  exitCode: number | null
+  /** Last lines of the step's log, captured when the report was written (absent past the cap). */
+  tail?: string[]
+  /** Steps of the same target blocked by this failure. */
+  blocked?: string[]
+}
+
+export interface ReportData {
+  version: 1
+  generatedAt: string
+  /** Set when the data was rebuilt from the workspace's current state rather than at the end of the build. */
+  note?: string
+  session: Pick<SessionInfo, 'id' | 'argv' | 'cwd' | 'config' | 'executor' | 'jobs' | 'startedAt' | 'endedAt' | 'durationMs' | 'state' | 'exitCode' | 'host' | 'counts'>
+  workspace: string
+  targetsDir: string
+  steps: string[]
+  metrics: { name: string; agg: 'rate' | 'sum' | 'mean'; step: string }[]
+  models: string[]
+  datasets: string[]
+  /** Per model: target counts by cell state, and aggregated metrics. */
+  modelStats: { counts: Record<CellState | 'total', number>; metrics: Record<string, number | null> }[]
+  targets: TargetRow[]
+  failures: Failure[]
+  /** Bars of 8 numbers: lane, start ms, end ms (from t0), model idx, target idx (-1 unknown), step idx, outcome code, attempt. */
+  timeline: { t0: number; t1: number; lanes: number; bars: number[] }
+}
+
+export const TAIL_LINES = 15
+export const TAIL_CAP = 200
+
+export interface ReportInput {
+  config: ResolvedConfig
+  info: SessionInfo
+  status: StatusJson
+  events: BuildEvent[]
+  note?: string
+}
+
+export function buildReportData({ config, info, status, events, note }: ReportInput): ReportData {
+  const steps = config.steps.map((s) => s.name)
+  const metrics = Object.values(config.metrics).map((m) => ({ name: m.name, agg: m.agg, step: m.step }))
+  const models = Object.keys(config.models)
+  const datasets = Object.keys(config.datasets)
+  const idx = (list: string[], v: string) => {
+    let i = list.indexOf(v)
+    if (i < 0) i = list.push(v) - 1
+    return i
+  }
+  const modelStats: ReportData['modelStats'] = models.map((m) => ({ counts: zeroCounts(), metrics: { ...(status.models[m]?.metrics ?? {}) } }))
+  const targets: TargetRow[] = []
+  const failures: Failure[] = []
+  const byId = new Map<string, number>()
+  let tails = 0
+  for (const t of status.targets) {
+    const ran = info.targets[t.id] ?? {}
+    const stepRows: StepRow[] = steps.map((name) => {
+      const s = t.steps[name]
+      if (!s) return null
+      const st = s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state
+      return [CELL_STATES.indexOf(st as CellState), s.attempts, s.exitCode, s.durationMs]
+    })
+    const ranSteps = Object.values(ran)
+    const state: CellState = t.state === 'built' ? (ranSteps.includes('built') ? 'built' : 'uptodate') : (t.state as CellState)
+    const mi = idx(models, t.model)
+    if (!modelStats[mi]) modelStats[mi] = { counts: zeroCounts(), metrics: {} }
+    modelStats[mi].counts[state]++
+    modelStats[mi].counts.total++
+    byId.set(t.id, targets.length)
+    targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_STATES.indexOf(state), stepRows, metrics.map((m) => t.metrics[m.name] ?? null)])
+    const own: Failure[] = []
+    for (const [name, s] of Object.entries(t.steps)) {
+      if (!['failed', 'timeout', 'interrupted', 'blocked'].includes(s.state)) continue
+      // a blocked step is told with the failure that blocked it, not as one more failure
+      if (s.state === 'blocked' && own.length) {
+        ;(own[own.length - 1].blocked ??= []).push(name)
+        continue
+      }
+      const f: Failure = {
+        target: targets.length - 1,
+        step: name,
+        state: s.state,
+        reason: s.state === 'blocked' ? 'blocked: a step it needs did not build' : (s.reasons.find((r) => r.startsWith('last attempt')) ?? s.reasons.join('; ')),
+        exitCode: s.exitCode,
+      }
+      if (s.state !== 'blocked' && tails++ < TAIL_CAP)
+        f.tail = tail(path.join(config.workspace, t.dir, `${name}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
+      own.push(f)
+      failures.push(f)
+    }
+  }
+  const { id, argv, cwd, config: cfg, executor, jobs, startedAt, endedAt, durationMs, state, exitCode, host, counts } = info
+  return {
+    version: 1,
+    generatedAt: new Date().toISOString(),
+    ...(note ? { note } : {}),
+    session: { id, argv, cwd, config: cfg, executor, jobs, startedAt, endedAt, durationMs, state, exitCode, host, counts },
+    workspace: config.workspace,
+    targetsDir: config.targetsDir.replace(/\\/g, '/').replace(/\/+$/, ''),
+    steps,
+    metrics,
+    models,
+    datasets,
+    modelStats,
+    targets,
+    failures,
+    timeline: timelineOf(events, info, { models, steps, byId }),
+  }
+}
+
+function zeroCounts(): Record<CellState | 'total', number> {
+  return Object.fromEntries([...CELL_STATES, 'total'].map((s) => [s, 0])) as Record<CellState | 'total', number>
+}
+
+/** Each attempt of a step as a bar on its lane, from step-started / step-finished pairs. */
+export function timelineOf(events: BuildEvent[], info: Pick<SessionInfo, 'startedAt' | 'endedAt'>, ix: { models: string[]; steps: string[]; byId: Map<string, number> }): ReportData['timeline'] {
+  const plan = events.find((e) => e.type === 'plan')
+  const fin = events.find((e) => e.type === 'session-finished')
+  const t0 = plan?.time ?? Date.parse(info.startedAt)
+  let t1 = fin?.time ?? (info.endedAt ? Date.parse(info.endedAt) : t0)
+  const open = new Map<string, { time: number; lane: number; model: string }>()
+  const bars: number[] = []
+  let lanes = 0
+  const push = (lane: number, start: number, end: number, model: string, target: string, step: string, outcome: string, attempt: number) => {
+    lanes = Math.max(lanes, lane + 1)
+    t1 = Math.max(t1, end)
+    bars.push(lane, Math.max(0, start - t0), Math.max(0, end - t0), ix.models.indexOf(model), ix.byId.get(target) ?? -1, ix.steps.indexOf(step), BAR_OUTCOMES.indexOf(outcome as (typeof BAR_OUTCOMES)[number]), attempt)
+  }
+  for (const e of events) {
+    if (e.type === 'step-started') open.set(`${e.target}\0${e.step}\0${e.attempt}`, { time: e.time, lane: e.lane, model: e.model })
+    else if (e.type === 'step-finished') {
+      const key = `${e.target}\0${e.step}\0${e.attempt}`
+      const s = open.get(key)
+      open.delete(key)
+      const start = e.startedAt ?? s?.time
+      if (start === undefined || e.lane < 0) continue
+      const outcome = e.willRetry ? 'retried' : e.outcome
+      push(s?.lane ?? e.lane, start, e.time, e.model, e.target, e.step, outcome, e.attempt)
+    }
+  }
+  // started and never finished: velora was killed; show them up to the end, as interrupted
+  const end = Math.max(t1, ...[...open.values()].map((s) => s.time))
+  for (const [key, s] of open) {
+    const [target, step, attempt] = key.split('\0')
+    push(s.lane, s.time, end, s.model, target, step, 'interrupted', Number(attempt))
+  }
+  return { t0, t1: Math.max(t1, end), lanes, bars }
+}

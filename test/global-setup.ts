@@ -1,0 +1,9 @@
+// Builds dist/ once so end-to-end tests run the real CLI (bin/velora.js) on current code.
+import { execFileSync } from 'node:child_process'
+import path from 'node:path'
+
+export default function setup() {
+  if (process.env.VELORA_SKIP_BUILD) return
+  const root = path.resolve(import.meta.dirname, '..')
+  execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', root], { stdio: 'inherit' })
+}
