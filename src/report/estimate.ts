@@ -1,8 +1,10 @@
 // The dry-run estimate: per model, the steps to run and their expected time and cost, from
-// the durations and `sum` metrics of that model's earlier successful runs of each step. Pure.
+// the durations and `sum` metrics of that model's earlier successful runs of each step.
 import type { ChalkInstance } from 'chalk'
 import type { ResolvedConfig } from '../config/types.js'
-import type { TargetStatus } from '../plan/plan.js'
+import type { Graph } from '../graph/graph.js'
+import { absDir, type TargetStatus } from '../plan/plan.js'
+import { readRecord, type StepRecord } from '../store/record.js'
 import { formatDuration } from '../util.js'
 import type { PlannedStep } from './events.js'
 import { formatMetric } from './summary.js'
@@ -37,14 +39,28 @@ export interface Estimate {
   metrics: Record<string, number | null>
 }
 
-/** History from the records of planned targets: a step recorded as built is a successful run. */
-export function historyOf(statuses: TargetStatus[]): History {
+/** Records to learn from: the planned targets' and, up to `sample`, other targets' of the same models (read from disk). */
+export function historyFor(config: ResolvedConfig, graph: Graph, statuses: TargetStatus[], sample = 2000): History {
+  const seen = new Set(statuses.map((s) => s.target.id))
+  const models = new Set(statuses.map((s) => s.target.model))
+  const others = graph.targets.filter((t) => !seen.has(t.id) && models.has(t.model))
+  const step = Math.max(1, others.length / sample)
+  const runs: { model: string; steps: Record<string, StepRecord | undefined> }[] = statuses.map((ts) => ({ model: ts.target.model, steps: Object.fromEntries(Object.entries(ts.steps).map(([k, s]) => [k, s.record])) }))
+  for (let i = 0; i < others.length; i += step) {
+    const t = others[Math.floor(i)]
+    const r = readRecord(absDir(config, t))
+    if (r.ok) runs.push({ model: t.model, steps: r.record.steps })
+  }
+  return historyOf(runs)
+}
+
+/** History from target records: a step recorded as built is a successful run. Pure. */
+export function historyOf(runs: { model: string; steps: Record<string, StepRecord | undefined> }[]): History {
   const acc: Record<string, Record<string, { n: number; ms: number; metrics: Record<string, { n: number; sum: number }> }>> = {}
-  for (const ts of statuses) {
-    for (const [step, s] of Object.entries(ts.steps)) {
-      const r = s.record
+  for (const run of runs) {
+    for (const [step, r] of Object.entries(run.steps)) {
       if (!r || r.state !== 'built' || typeof r.durationMs !== 'number') continue
-      const a = ((acc[ts.target.model] ??= {})[step] ??= { n: 0, ms: 0, metrics: {} })
+      const a = ((acc[run.model] ??= {})[step] ??= { n: 0, ms: 0, metrics: {} })
       a.n++
       a.ms += r.durationMs
       for (const [k, v] of Object.entries(r.metrics ?? {})) {

@@ -106,6 +106,12 @@ export const CLIENT_JS = String.raw`
     tip.style.top = (y + 16 + h > innerHeight ? Math.max(4, y - h - 10) : y + 16) + 'px';
   }
   function hideTip() { tip.style.display = 'none'; }
+  /** For tests and links: scroll a point (from a function of the layout) into view, return it in client coordinates. */
+  function inView(at) {
+    var p = at();
+    if (p && (p.y < 0 || p.y > innerHeight)) { window.scrollBy(0, p.y - innerHeight / 2); p = at(); }
+    return p;
+  }
   function canvasFor(root, w, h) {
     var cv = root.querySelector('canvas') || root.appendChild(document.createElement('canvas'));
     var dpr = window.devicePixelRatio || 1;
@@ -147,7 +153,7 @@ export const CLIENT_JS = String.raw`
     root.addEventListener('mouseleave', hideTip);
     api.cellCenter = function (i) {
       var c = root.querySelector('.cell[data-i="' + i + '"]'); if (!c) return null;
-      var b = c.getBoundingClientRect(); return { x: b.left + b.width / 2, y: b.top + b.height / 2 };
+      return inView(function () { var b = c.getBoundingClientRect(); return { x: b.left + b.width / 2, y: b.top + b.height / 2 }; });
     };
   }
 
@@ -201,10 +207,10 @@ export const CLIENT_JS = String.raw`
     cv.addEventListener('mouseleave', hideTip);
     cv.addEventListener('click', function (e) { var i = hit(e), p = i < 0 ? -1 : primaryStep(i); if (p >= 0) location.href = logHref(i, D.steps[p]); });
     api.cellCenter = function (i) {
-      var r = cv.getBoundingClientRect(), L = layout;
+      var L = layout;
       for (var k = 0; k < L.blocks.length; k++) {
-        var j = L.blocks[k].list.indexOf(i);
-        if (j >= 0) return { x: r.left + LW + (j % L.perRow + 0.5) * L.cell, y: r.top + L.blocks[k].y + (Math.floor(j / L.perRow) + 0.5) * L.cell };
+        var j = L.blocks[k].list.indexOf(i), b = L.blocks[k];
+        if (j >= 0) return inView(function () { var r = cv.getBoundingClientRect(); return { x: r.left + LW + (j % L.perRow + 0.5) * L.cell, y: r.top + b.y + (Math.floor(j / L.perRow) + 0.5) * L.cell }; });
       }
       return null;
     };
@@ -267,8 +273,7 @@ export const CLIENT_JS = String.raw`
     cv.addEventListener('mouseleave', hideTip);
     cv.addEventListener('click', function (e) { var i = hit(e); if (i >= 0 && B[i * 8 + 4] >= 0) location.href = logHref(B[i * 8 + 4], D.steps[B[i * 8 + 5]]); });
     api.barCenter = function (i) {
-      var r = cv.getBoundingClientRect();
-      return { x: r.left + LW + ((B[i * 8 + 1] + B[i * 8 + 2]) / 2) * layout.sx, y: r.top + (B[i * 8] + 0.5) * layout.laneH };
+      return inView(function () { var r = cv.getBoundingClientRect(); return { x: r.left + LW + ((B[i * 8 + 1] + B[i * 8 + 2]) / 2) * layout.sx, y: r.top + (B[i * 8] + 0.5) * layout.laneH }; });
     };
     return draw;
   }

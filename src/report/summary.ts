@@ -50,7 +50,7 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
   const per = new Map<string, Record<string, number>>()
   const statusById = new Map(status.targets.map((t) => [t.id, t]))
   for (const t of status.targets) {
-    const m = per.get(t.model) ?? { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, total: 0 }
+    const m = per.get(t.model) ?? { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }
     per.set(t.model, m)
     m.total++
   }
@@ -72,11 +72,13 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
           ? 'failed'
           : t.state === 'built'
             ? outs.includes('built') ? 'built' : 'cached'
-            : t.state in m ? t.state : 'failed'
+            : outs.every((o) => o === 'not-run') ? 'notRun' // never started: interrupted or --fail-fast first
+              : t.state in m ? t.state : 'failed'
     m[key]++
   }
   const metricNames = Object.keys(config.metrics)
-  const rows = [['model', 'built', 'cached', 'failed', 'timeout', 'interrupted', 'total', ...metricNames]]
+  const notRun = [...per.values()].some((m) => m.notRun > 0)
+  const rows = [['model', 'built', 'cached', 'failed', 'timeout', 'interrupted', ...(notRun ? ['not run'] : []), 'total', ...metricNames]]
   for (const [model, m] of per) {
     const mc = status.models[model] as ModelCounts | undefined
     rows.push([
@@ -85,6 +87,7 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
       m.failed ? c.red(String(m.failed)) : '0',
       m.timeout ? c.red(String(m.timeout)) : '0',
       m.interrupted ? c.yellow(String(m.interrupted)) : '0',
+      ...(notRun ? [String(m.notRun)] : []),
       String(m.total),
       ...metricNames.map((k) => formatMetric(mc?.metrics[k], config.metrics[k].agg)),
     ])
@@ -99,7 +102,7 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
         if (!['failed', 'timeout', 'interrupted'].includes(s.state)) continue
         const log = path.relative(cwd, path.join(config.workspace, t.dir, `${step}.log`))
         const what = s.state === 'timeout' ? (s.reasons.find((r) => r.startsWith('last attempt timed out'))?.replace('last attempt ', '') ?? 'timed out') : s.state === 'interrupted' ? 'interrupted' : `failed (${s.reasons.find((r) => r.startsWith('last attempt'))?.replace(/^last attempt failed \((.*)\)$/, '$1') ?? `exit ${s.exitCode}`})`
-        out.push(`  ${s.state === 'timeout' ? c.magenta('⏱') : c.red('✗')} ${t.id} ${step} ${what}  log: ${log}`)
+        out.push(`  ${s.state === 'timeout' ? c.magenta('⏱') : s.state === 'interrupted' ? c.yellow('!') : c.red('✗')} ${t.id} ${step} ${what}  log: ${log}`)
         for (const l of tail(path.join(config.workspace, t.dir, `${step}.log`), 4).filter((x) => x.trim()).slice(-3)) out.push(c.dim(`      │ ${l.slice(0, 160)}`))
       }
     }

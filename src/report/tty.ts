@@ -146,7 +146,7 @@ function fit(ps: Piece[], width: number): string {
   for (const p of ps) {
     if (room <= 0) break
     let t = p.text
-    if (t.length > room) t = room > 1 ? t.slice(0, room - 1) + '…' : t.slice(0, room)
+    if (t.length > room) t = t.slice(0, room - 1) + '…'
     room -= t.length
     out += p.style && t ? p.style(t) : t
   }
@@ -186,8 +186,9 @@ export interface FrameOptions {
 
 export function renderFrame(st: LiveState, o: FrameOptions): string[] {
   const { c, now } = o
-  const W = Math.max(20, o.cols - 1)
-  const H = Math.max(3, o.rows - 1)
+  // never the last column (no auto-wrap), never the last row (the cursor rests there)
+  const W = Math.max(1, o.cols - 1)
+  const H = Math.max(1, o.rows - 1)
   const g = glyphs(c)
   const elapsed = (o.final && st.end ? st.end : now) - st.start
   const total = st.models.reduce((a, m) => a + m.steps, 0)
@@ -351,8 +352,11 @@ export function ttyReporter(c: ChalkInstance, stream: NodeJS.WriteStream = proce
       const what = e.outcome === 'timeout' ? c.magenta('⏱') + ` ${e.target} ${e.step} timed out` : c.red('✗') + ` ${e.target} ${e.step} failed (${why(e)})`
       queued.push(`${what}${e.log ? c.dim(`  log: ${e.log}`) : ''}`)
     }
+    if (e.type === 'session-finished') return report.stop()
+    // draw from here too, not only from the timer: a loop busy with steps starting and
+    // finishing may run timers late, but it delivers every event
     dirty = true
-    if (e.type === 'session-finished') report.stop()
+    if (Date.now() - lastDraw >= intervalMs) draw()
   }) as TtyReporter
 
   report.stats = stats

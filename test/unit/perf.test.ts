@@ -1,0 +1,88 @@
+// The speed shortcuts must not change answers: the memoised plan hasher gives fingerprintHash's
+// values, canonicalJson the text of a key-sorted copy, and the record index never disagrees with target.json.
+import { mkdtempSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { fingerprintHash, planHasher, type Fingerprint } from '../../src/plan/fingerprint.js'
+import { RecordIndex, INDEX_FILE } from '../../src/store/record-index.js'
+import { RECORD_FILE, RECORD_VERSION, type TargetRecord } from '../../src/store/record.js'
+import { canonicalJson } from '../../src/util.js'
+
+const fp = (over: Partial<Fingerprint> = {}): Fingerprint => ({
+  v: 1,
+  step: 'infer',
+  argv: ['sh', '-c', 'echo "$X"'],
+  env: { B: '1', A: '2' },
+  modelEnv: {},
+  params: { model: 'm', t: 0, nested: { z: [1, { y: 2, x: 3 }], 10: 'ten', 2: 'two' } },
+  instance: 'a'.repeat(64),
+  inputs: { 'b.mjs': 'b'.repeat(64), 'a.mjs': 'c'.repeat(64) },
+  needs: { prep: { 'o.json': 'd'.repeat(64) } },
+  ...over,
+})
+
+describe('planHasher', () => {
+  it('gives fingerprintHash values, with shared and fresh objects alike', () => {
+    const h = planHasher()
+    const shared = fp()
+    for (const f of [shared, { ...shared, instance: 'e'.repeat(64) }, fp({ params: [1, 'x', null] }), fp({ params: 'str' }), fp({ needs: {} }), fp({ params: undefined }), { ...shared, extra: 1 } as Fingerprint])
+      expect(h(f)).toBe(fingerprintHash(f))
+  })
+})
+
+describe('canonicalJson', () => {
+  it('writes the text of a key-sorted copy, index-like keys first as JavaScript orders them', () => {
+    const sortKeys = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(sortKeys) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().flatMap((k) => ((v as any)[k] === undefined ? [] : [[k, sortKeys((v as any)[k])]]))) : v
+    const values = [{ b: 1, a: [undefined, () => 1, NaN], '10': 0, '2': 0, '-1': 0, '01': 0 }, [null, 'é"\n', { z: { y: undefined } }], 'x', 0, { d: new Date(0) }]
+    for (const v of values) expect(canonicalJson(v)).toBe(JSON.stringify(sortKeys(v)))
+  })
+})
+
+describe('RecordIndex', () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'velora-index-'))
+  afterAll(() => rmSync(root, { recursive: true, force: true }))
+  const dir = path.join(root, 'opus/lite/x')
+  const rec = (attempts: number): TargetRecord => ({
+    version: RECORD_VERSION, id: 'opus/lite/x', model: 'opus', dataset: 'lite', instance: 'x',
+    steps: { infer: { state: 'built', hash: 'h', attempts, fingerprint: fp(), outputs: { 'o.jsonl': { sha256: 's', size: 1, mtimeMs: 1, ino: 1 } } } },
+  })
+  const write = (r: TargetRecord, ageMs = 10_000) => {
+    writeFileSync(path.join(dir, RECORD_FILE), JSON.stringify(r))
+    const t = new Date(Date.now() - ageMs)
+    utimesSync(path.join(dir, RECORD_FILE), t, t)
+  }
+
+  it('serves unchanged records from the index and rereads changed, deleted and recent ones', () => {
+    mkdirSync(dir, { recursive: true })
+    write(rec(1))
+    const a = new RecordIndex(root)
+    const first = a.read(dir)
+    expect(first.ok && first.record.steps.infer.fingerprint).toBeTruthy() // read from disk: whole
+    a.save()
+    const b = new RecordIndex(root)
+    const hit = b.read(dir)
+    expect(hit.ok && hit.record.steps.infer.attempts).toBe(1)
+    expect(hit.ok && hit.record.steps.infer.fingerprint).toBeUndefined() // from the index: slim
+    write(rec(2), 20_000) // same size, older mtime: the stamp differs, so it is reread
+    const c = new RecordIndex(root)
+    const changed = c.read(dir)
+    expect(changed.ok && changed.record.steps.infer.attempts).toBe(2)
+    c.save()
+    write(rec(3), 0) // written just now: read, never indexed (racily clean)
+    const d = new RecordIndex(root)
+    expect((d.read(dir) as any).record.steps.infer.attempts).toBe(3)
+    d.save()
+    expect(((new RecordIndex(root).read(dir)) as any).record.steps.infer.fingerprint).toBeTruthy()
+    rmSync(path.join(dir, RECORD_FILE))
+    expect(new RecordIndex(root).read(dir)).toEqual({ ok: false, missing: true })
+  })
+
+  it('starts empty from a corrupt index', () => {
+    writeFileSync(path.join(root, INDEX_FILE), '{not json')
+    mkdirSync(dir, { recursive: true })
+    write(rec(4))
+    expect((new RecordIndex(root).read(dir) as any).record.steps.infer.attempts).toBe(4)
+  })
+})
