@@ -2,22 +2,44 @@
 // Nothing here touches the disk, the clock or the environment.
 import { createHash } from 'node:crypto'
 
-/** JSON with object keys sorted at every level, so equal values give equal text. */
+/**
+ * JSON with object keys sorted at every level, so equal values give equal text. Written
+ * directly (no sorted copy of the value): it runs twice per target on every plan. Same text
+ * as JSON.stringify of a key-sorted copy (undefined and function values dropped from objects).
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value))
+  return canon(value) as string
 }
 
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys)
-  if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const k of Object.keys(v as object).sort()) {
-      const x = (v as Record<string, unknown>)[k]
-      if (x !== undefined) out[k] = sortKeys(x)
-    }
-    return out
+function canon(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v)
+  if (Array.isArray(v)) {
+    let out = '['
+    for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + (canon(v[i]) ?? 'null')
+    return out + ']'
   }
-  return v
+  const keys = sortedKeys(v as object)
+  let out = '{'
+  let first = true
+  for (const k of keys) {
+    const x = canon((v as Record<string, unknown>)[k])
+    if (x === undefined) continue
+    out += (first ? '' : ',') + JSON.stringify(k) + ':' + x
+    first = false
+  }
+  return out + '}'
+}
+
+const INDEX_KEY = /^(?:0|[1-9]\d{0,9})$/
+
+/** Keys in the order a key-sorted copy would list them: as JS does, array-index keys come first, by number. */
+function sortedKeys(o: object): string[] {
+  const keys = Object.keys(o).sort()
+  if (!keys.some((k) => INDEX_KEY.test(k))) return keys
+  const idx: string[] = []
+  const rest: string[] = []
+  for (const k of keys) (INDEX_KEY.test(k) && Number(k) < 4294967295 ? idx : rest).push(k)
+  return [...idx.sort((a, b) => Number(a) - Number(b)), ...rest]
 }
 
 export function sha256(text: string | Buffer): string {

@@ -43,7 +43,8 @@ export function loadDataset(d: DatasetConfig & { name: string }, workspace: stri
       const size = statSync(path.join(workspace, f)).size
       if (size > MAX_LINE_BYTES)
         throw new UserError(`file is ${Math.round(size / 2 ** 20)} MB, over the ${MAX_LINE_BYTES >> 20} MB limit for one instance record`, { file: f }, 'each file of a glob dataset is one instance record')
-      const text = readFileSync(path.join(workspace, f), 'utf8').replace(/^\uFEFF/, '')
+      const text = readFileSync(path.join(workspace, f), 'utf8')
+      if (text.startsWith('\uFEFF')) throw bomError(f)
       let record: unknown
       try {
         record = JSON.parse(text)
@@ -61,8 +62,10 @@ export function loadDataset(d: DatasetConfig & { name: string }, workspace: stri
       throw new UserError(`dataset "${d.name}": cannot read ${d.path}: ${(e as NodeJS.ErrnoException).code}`, { file: configFile, field: `datasets.${d.name}.path` })
     }
     try {
-      forEachLine(fd, d.path, (text, line) => {
-        if (line === 1) text = text.replace(/^\uFEFF/, '')
+      forEachLine(fd, d.path, (text, line, crlf) => {
+        if (line === 1 && text.startsWith('\uFEFF')) throw bomError(d.path)
+        if (crlf)
+          throw new UserError('line ends with CRLF (\\r\\n): JSONL lines end with \\n alone', { file: d.path, line }, `convert the file: sed -i 's/\\r$//' ${d.path}`)
         if (text.trim() === '') return
         let record: unknown
         try {
@@ -107,8 +110,13 @@ export function loadDataset(d: DatasetConfig & { name: string }, workspace: stri
   return { name: d.name, instances: d.limit ? instances.slice(0, d.limit) : instances }
 }
 
-/** Calls fn for each line (without \n or \r\n), reading in chunks so memory stays bounded. */
-function forEachLine(fd: number, file: string, fn: (text: string, line: number) => void): void {
+/** A byte-order mark is refused rather than guessed at: the file is not plain UTF-8 JSON(L). */
+function bomError(file: string): UserError {
+  return new UserError('the file starts with a UTF-8 byte-order mark (BOM)', { file, line: 1 }, `remove it: sed -i '1s/^\\xEF\\xBB\\xBF//' ${file}`)
+}
+
+/** Calls fn for each line (without \n or \r\n, telling which), reading in chunks so memory stays bounded. */
+function forEachLine(fd: number, file: string, fn: (text: string, line: number, crlf: boolean) => void): void {
   const chunk = Buffer.allocUnsafe(1 << 20)
   let pending: Buffer[] = []
   let pendingLen = 0
@@ -116,8 +124,9 @@ function forEachLine(fd: number, file: string, fn: (text: string, line: number) 
   const emit = (b: Buffer) => {
     line++
     let end = b.length
-    if (end > 0 && b[end - 1] === 0x0d) end--
-    fn(b.toString('utf8', 0, end), line)
+    const crlf = end > 0 && b[end - 1] === 0x0d
+    if (crlf) end--
+    fn(b.toString('utf8', 0, end), line, crlf)
   }
   for (;;) {
     const n = readSync(fd, chunk, 0, chunk.length, null)

@@ -26,6 +26,33 @@ export function fingerprintHash(fp: Fingerprint): string {
   return sha256(canonicalJson(fp))
 }
 
+/**
+ * fingerprintHash for one plan: the serialised argv, env, params and inputs are remembered by
+ * object identity (a plan's config does not change while it runs), so each target only
+ * serialises its own parts. Gives exactly fingerprintHash's value (pinned by a unit test).
+ */
+export function planHasher(): (fp: Fingerprint) => string {
+  // one remembered object per field: targets come model by model, step by step, so it hits
+  const last = new Map<string, [object, string]>()
+  const part = (field: string, v: unknown) => {
+    if (v === null || typeof v !== 'object') return canonicalJson(v)
+    const hit = last.get(field)
+    if (hit && hit[0] === v) return hit[1]
+    const s = canonicalJson(v)
+    last.set(field, [v, s])
+    return s
+  }
+  return (fp) => {
+    const { argv, env, inputs, instance, modelEnv, needs, params, step, v } = fp
+    if (params === undefined || Object.keys(fp).length !== 9 || [argv, env, inputs, instance, modelEnv, needs, step, v].includes(undefined as never))
+      return fingerprintHash(fp)
+    return sha256(
+      `{"argv":${part('argv', argv)},"env":${part('env', env)},"inputs":${part('inputs', inputs)},"instance":${JSON.stringify(instance)},` +
+        `"modelEnv":${part('modelEnv', modelEnv)},"needs":${canonicalJson(needs)},"params":${part('params', params)},"step":${JSON.stringify(step)},"v":${JSON.stringify(v)}}`,
+    )
+  }
+}
+
 /** What a record keeps of a fingerprint to explain a later change (env values only hashed). */
 export function summarize(fp: Fingerprint): Fingerprint {
   const hashVals = (e: Record<string, string>) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, sha256(v).slice(0, 16)]))

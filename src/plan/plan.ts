@@ -4,7 +4,7 @@ import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
 import { UserError } from '../errors.js'
 import type { Graph, Target } from '../graph/graph.js'
 import type { ReadResult, StepRecord, TargetRecord } from '../store/record.js'
-import { FINGERPRINT_VERSION, fingerprintHash, summarize, type Fingerprint } from './fingerprint.js'
+import { FINGERPRINT_VERSION, planHasher, summarize, type Fingerprint } from './fingerprint.js'
 import { diffValues, type Reason } from './reasons.js'
 
 export type StepState = 'built' | 'stale' | 'failed' | 'timeout' | 'interrupted' | 'running' | 'blocked' | 'missing'
@@ -54,6 +54,8 @@ export interface PlanContext {
   /** Content hashes of each step's `inputs` (computed once per plan). */
   inputs: Record<string, Record<string, string>>
   forced?: (t: Target, step: string) => boolean
+  /** fingerprintHash, memoised for this plan (planHasher); set on first use. */
+  hasher?: (fp: Fingerprint) => string
 }
 
 export function absDir(config: ResolvedConfig, t: Target): string {
@@ -158,7 +160,7 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
       if (FAILED_LIKE.has(ns.state)) needBlocked = true
     }
     const fingerprint = fingerprintOf(ctx, t, step, needs)
-    const hash = fingerprintHash(fingerprint)
+    const hash = (ctx.hasher ??= planHasher())(fingerprint)
     const reasons: Reason[] = []
     let running = false
     let lastState: StepState | undefined

@@ -12,15 +12,15 @@ import { formatReason } from '../plan/reasons.js'
 import { UserError } from '../errors.js'
 import { summarize } from '../plan/fingerprint.js'
 import type { BuildEvent, Listener, PlannedStep } from '../report/events.js'
-import { estimatePlan, historyOf } from '../report/estimate.js'
+import { estimatePlan, historyFor } from '../report/estimate.js'
 import { writeSessionReport } from '../report/html.js'
 import { statusJson, type StatusJson } from '../report/json.js'
 import { HOST, tryLock, unlock } from '../store/lock.js'
-import { RECORD_VERSION, writeRecord, type StepRecord, type TargetRecord } from '../store/record.js'
+import { RECORD_VERSION, writeRecord, writeRecordAsync, type StepRecord, type TargetRecord } from '../store/record.js'
 import { Session } from '../store/session.js'
 import { recordWarnings } from '../ops/status.js'
 import { openWorkspace, type WorkspaceOptions } from '../workspace.js'
-import { checkOutputs, commitPause, moveOutputs, recoverTarget } from './commit.js'
+import { checkOutputs, commitPause, moveOutputs, recoverTarget, removeRunDir } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
 import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './scheduler.js'
@@ -108,7 +108,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedSteps.get(ts.target.index) : undefined)
   // for the live grid (every selected target, in order) and the dry-run cost/time estimate
-  const planInfo = { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })), estimate: estimatePlan(config, planned, historyOf(statuses), jobs) }
+  const planInfo = { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })), estimate: estimatePlan(config, planned, historyFor(config, graph, statuses), jobs) }
 
   if (opts.dryRun || units.length === 0) {
     emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type, ...planInfo })
@@ -235,7 +235,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         host: HOST,
       }
       try {
-        writeRecord(dir, rec)
+        await writeRecordAsync(dir, rec)
       } catch (e) {
         return fail(`cannot write ${t.dir}/target.json: ${(e as Error).message}`)
       }
@@ -268,12 +268,21 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       }
       const result = await executor.run(
         { targetId: t.id, step: step.name, attempt, argv: ss.fingerprint.argv, env, cwd: config.workspace, logFile: path.join(dir, `${step.name}.log`), outDir, timeoutMs: step.timeoutMs, killGraceMs: config.killGraceMs },
-        (s) => record({ type: 'step-started', time: Date.now(), ...base, pid: s.pid, jobId: s.jobId, node: s.node }),
+        (s) => {
+          record({ type: 'step-started', time: Date.now(), ...base, pid: s.pid, jobId: s.jobId, node: s.node })
+          if (s.jobId) {
+            // the running record names the Slurm job, for `velora status` and for a manual scancel
+            rec.steps[step.name] = { ...rec.steps[step.name], jobId: s.jobId, node: s.node }
+            try {
+              writeRecord(dir, rec)
+            } catch {}
+          }
+        },
       )
       return await finish(rec, step, attempt, startedAt, result, outDir)
     } finally {
       if (runDir) {
-        rmSync(runDir, { recursive: true, force: true })
+        removeRunDir(runDir)
         try {
           rmdirSync(path.dirname(runDir)) // .velora-tmp, when no other attempt uses it
         } catch {}
@@ -285,7 +294,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       const endedAt = r.endedAt ?? Date.now()
       // free what the failed attempt wrote first: on a full disk the record below needs the room
       try {
-        if (runDir) rmSync(runDir, { recursive: true, force: true })
+        if (runDir) removeRunDir(runDir)
       } catch {}
       const prev = rec.steps[s.name]
       rec.steps[s.name] = {
@@ -343,7 +352,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       try {
         // the record is the commit point; a crash before the move is rolled forward by
         // recoverTarget (the outputs wait in outDir with the recorded inode, size and mtime)
-        writeRecord(dir, rec)
+        await writeRecordAsync(dir, rec)
         await commitPause('recorded', t.id, s.name)
         moveOutputs(outDir, dir, s.outputs)
       } catch (e) {
@@ -376,7 +385,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const status = statusJson(config, after, stepFilter)
   io.save()
   const notBuilt = status.targets.some((t) => t.state !== 'built')
-  const exitCode = interrupted ? 130 : notBuilt ? 1 : 0
+  // a step that failed in this session fails the build even when its failure could not be
+  // recorded (unwritable folder, full disk) and the last success still stands
+  const stepFailed = [...results.values()].some((r) => r === 'failed' || r === 'timeout')
+  const exitCode = interrupted ? 130 : notBuilt || stepFailed ? 1 : 0
   const counts: Record<string, number> = {}
   for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1
   session.info.targets = Object.fromEntries([...outcomes.values()].map((o) => [o.id, o.steps]))

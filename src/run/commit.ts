@@ -1,13 +1,15 @@
 // Committing a successful step: check every declared output was written, hash it in a
 // stream, record it (atomic), then move it into the target folder. Never partial.
-import { createReadStream, lstatSync, openSync, readSync, closeSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs'
+import { createReadStream, lstatSync, openSync, readSync, closeSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
+import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { MetricConfig } from '../config/types.js'
 import { hashFileSync } from '../plan/io.js'
-import { fsyncDir } from '../store/atomic.js'
+import { fsyncDir, fsyncDirLater } from '../store/atomic.js'
 import { readRecord, type OutputStamp } from '../store/record.js'
 import { getPath } from '../util.js'
+import { taggedPids } from './local.js'
 
 export type Checked = { ok: true; outputs: Record<string, OutputStamp>; metrics: Record<string, unknown> } | { ok: false; error: string }
 
@@ -16,6 +18,17 @@ async function hashFile(file: string, size: number): Promise<string> {
   const h = createHash('sha256')
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer)
   return h.digest('hex')
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  try {
+    const fh = await fsp.open(p, 'r')
+    try {
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+  } catch {}
 }
 
 /** The first line of a file, read in bounded chunks (at most 16 MB). */
@@ -64,6 +77,10 @@ export async function checkOutputs(outDir: string, outputs: string[], metrics: M
     if (after.size !== st.size || after.mtimeMs !== st.mtimeMs) return { ok: false, error: `output ${f} changed while it was being hashed (is a process still writing it?)` }
     stamps[f] = { sha256: sha, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
   }
+  // the record about to name these outputs is fsynced: their data and their names in outDir
+  // must reach the disk first, or a power loss could leave a record whose outputs are zeros
+  // (off the main thread; best effort where a filesystem cannot fsync)
+  await Promise.all([...outputs.map((f) => path.join(outDir, f)), outDir].map(fsyncPath))
   const values: Record<string, unknown> = {}
   for (const m of metrics) {
     const v = readMetric(path.join(outDir, m.file), m)
@@ -75,7 +92,18 @@ export async function checkOutputs(outDir: string, outputs: string[], metrics: M
 /** Move checked outputs into the target folder (rename keeps inode and mtime: the stamps hold). */
 export function moveOutputs(outDir: string, targetDir: string, outputs: string[]): void {
   for (const f of outputs) renameSync(path.join(outDir, f), path.join(targetDir, f))
-  fsyncDir(targetDir)
+  fsyncDirLater(targetDir)
+}
+
+/** Remove a step's run folder (instance.json and an emptied out/): three calls, rmSync when anything else is there. */
+export function removeRunDir(runDir: string): void {
+  try {
+    unlinkSync(path.join(runDir, 'instance.json'))
+    rmdirSync(path.join(runDir, 'out'))
+    rmdirSync(runDir)
+  } catch {
+    rmSync(runDir, { recursive: true, force: true })
+  }
 }
 
 /** Where a step's run folder lives, inside its target folder: <target>/.velora-tmp/<run>/out. */
@@ -101,6 +129,13 @@ export function recoverTarget(targetDir: string): string[] {
   } catch {}
   const rolled: string[] = []
   if (runs.length) {
+    // agents left running here by a velora that was killed (kill -9): they would go on spending
+    // on a result nobody will take, and write into folders removed below
+    for (const pid of taggedPids(runs.map((run) => path.join(tmp, run, 'out')))) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
+    }
     const r = readRecord(targetDir)
     for (const sr of r.ok ? Object.values(r.record.steps) : []) {
       if (sr.state !== 'built') continue
@@ -119,12 +154,15 @@ export function recoverTarget(targetDir: string): string[] {
     if (rolled.length) fsyncDir(targetDir)
     for (const run of runs) rmSync(path.join(tmp, run), { recursive: true, force: true })
   }
+  // temp files of atomic writes cut short (only lock holders write target.json; a lock temp
+  // file may belong to a velora trying to lock right now, so only old ones go)
   for (const f of readdirSync(targetDir)) {
-    if (/^\.(target\.json|velora\.lock)\..*\.tmp$/.test(f)) {
-      try {
-        unlinkSync(path.join(targetDir, f))
-      } catch {}
-    }
+    const record = /^\.target\.json\..*\.tmp$/.test(f)
+    if (!record && !/^\.velora\.lock\..*\.tmp$/.test(f)) continue
+    try {
+      const p = path.join(targetDir, f)
+      if (record || Date.now() - lstatSync(p).mtimeMs > 60_000) unlinkSync(p)
+    } catch {}
   }
   return rolled
 }

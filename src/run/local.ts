@@ -24,9 +24,10 @@ function killGroup(pid: number | undefined, sig: NodeJS.Signals) {
  * process whose environment holds this step's VELORA_OUT_DIR (a fresh, unique path, so no
  * unrelated process can match; descendants inherit it even after being reparented).
  */
-export function taggedPids(outDir: string): number[] {
+export function taggedPids(outDir: string | string[]): number[] {
   if (process.platform !== 'linux') return []
-  const tag = Buffer.from(`\0VELORA_OUT_DIR=${outDir}\0`)
+  const tags = (Array.isArray(outDir) ? outDir : [outDir]).map((d) => Buffer.from(`\0VELORA_OUT_DIR=${d}\0`))
+  if (!tags.length) return []
   const out: number[] = []
   let entries: string[]
   try {
@@ -39,7 +40,7 @@ export function taggedPids(outDir: string): number[] {
     if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue
     try {
       const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${pid}/environ`)])
-      if (env.includes(tag)) out.push(pid)
+      if (tags.some((tag) => env.includes(tag))) out.push(pid)
     } catch {}
   }
   return out

@@ -16,7 +16,7 @@ export interface CliResult {
 /** With the controller down each call spends ~9 s (squeue ~18 s) retrying before it fails. */
 export const CLI_TIMEOUT_MS = 30_000
 
-export function slurmCli(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function slurmCli(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     let stdout = ''
     let stderr = ''
@@ -28,12 +28,16 @@ export function slurmCli(cmd: string, args: string[], opts: { env?: NodeJS.Proce
       resolve({ code: null, stdout, stderr, timedOut, spawnError: e as NodeJS.ErrnoException })
       return
     }
-    const timer = setTimeout(() => {
-      timedOut = true
+    const kill = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL')
       } catch {}
+    }
+    const timer = setTimeout(() => {
+      timedOut = true
+      kill()
     }, opts.timeoutMs ?? CLI_TIMEOUT_MS)
+    opts.signal?.addEventListener('abort', kill, { once: true })
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
     let spawnError: NodeJS.ErrnoException | undefined
@@ -44,6 +48,7 @@ export function slurmCli(cmd: string, args: string[], opts: { env?: NodeJS.Proce
     }
     child.on('close', (code) => {
       clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', kill)
       resolve({ code, stdout, stderr, timedOut, spawnError })
     })
   })

@@ -32,7 +32,9 @@ export function conclusive(exit: ExitInfo | undefined): exit is ExitInfo {
 }
 
 export function fromExitFile(exit: ExitInfo, argv0: string): Verdict {
-  const base = { ...fromStatus(exit.rc), timedOut: exit.timedOut, interrupted: false }
+  // timeout(1) says 124 (or 137 after the grace): recorded as the local executor does, a signal
+  if (exit.timedOut) return { exitCode: null, signal: exit.rc === 137 ? 'SIGKILL' : 'SIGTERM', timedOut: true, interrupted: false }
+  const base = { ...fromStatus(exit.rc), timedOut: false, interrupted: false }
   if (exit.notFound) return { ...base, error: `command not found: ${argv0}` }
   return base
 }

@@ -47,6 +47,7 @@ interface Tracked {
 const SBATCH_PARALLEL = 4
 const SQUEUE_CHUNK = 5000
 const SLOW_CALL_MS = 2_000
+const FILE_CHECK_MS = 1_000
 const INTERRUPT_WAIT_EXTRA_MS = 15_000
 
 export const DEFAULT_POLL_MS = 5_000
@@ -77,11 +78,14 @@ export class SlurmExecutor implements Executor {
 
   async run(job: StepJob, onStarted?: (s: StepStarted) => void): Promise<StepResult> {
     const submittedAt = Date.now()
-    const result = (v: Partial<Verdict>): StepResult => ({ exitCode: null, signal: null, timedOut: false, interrupted: false, ...v, startedAt: submittedAt, endedAt: Date.now() })
+    const result = (v: Partial<Verdict>): StepResult => {
+      if (v.error) appendLog(job.logFile, `velora: ${v.error}\n`)
+      return { exitCode: null, signal: null, timedOut: false, interrupted: false, ...v, startedAt: submittedAt, endedAt: Date.now() }
+    }
     try {
       appendFileSync(job.logFile, logHeader(job))
     } catch (e) {
-      return result({ error: `cannot write the log ${job.logFile}: ${(e as Error).message}` })
+      return { exitCode: null, signal: null, timedOut: false, interrupted: false, startedAt: submittedAt, endedAt: Date.now(), error: `cannot write the log ${job.logFile}: ${(e as Error).message}` }
     }
     // a free place in the queue (maxSubmitted), then a turn at sbatch, then a reachable controller
     const max = this.opts.maxSubmitted ?? Infinity
@@ -119,7 +123,9 @@ export class SlurmExecutor implements Executor {
     const name = jobName(job.targetId, job.step)
     const args = sbatchArgs({ name, logFile: job.logFile, cwd: job.cwd, timeoutMs: job.timeoutMs, graceMs: job.killGraceMs }, this.opts)
     const script = jobScript({ title: `${job.targetId} ${job.step} attempt ${job.attempt}`, argv: job.argv, cwd: job.cwd, exitFile: exitFileOf(job), timeoutMs: job.timeoutMs, graceMs: job.killGraceMs })
-    const r = await slurmCli('sbatch', args, { env: { ...job.env, ...this.opts.env }, input: script })
+    // sbatch's environment is the step's (--export=ALL); only where to find Slurm is ours
+    const conf = this.opts.env?.SLURM_CONF
+    const r = await slurmCli('sbatch', args, { env: conf ? { ...job.env, SLURM_CONF: conf } : job.env, input: script })
     if (r.code === 0) {
       const id = r.stdout.trim().split(';')[0]
       if (/^\d+$/.test(id)) return { id }
@@ -149,8 +155,10 @@ export class SlurmExecutor implements Executor {
 
   private async loop() {
     try {
+      let lastPoll = Date.now()
       while (!this.closed && (this.tracked.size > 0 || (this.down && !this.gaveUp))) {
-        const ms = this.stopping ? Math.min(250, this.opts.pollIntervalMs) : this.opts.pollIntervalMs
+        // exit-code files are cheap to read: every second; squeue once per poll interval
+        const ms = Math.min(this.stopping ? 250 : FILE_CHECK_MS, this.opts.pollIntervalMs)
         await new Promise<void>((r) => {
           const timer = setTimeout(r, ms)
           this.wakeLoop = () => {
@@ -159,7 +167,10 @@ export class SlurmExecutor implements Executor {
           }
         })
         this.wakeLoop = undefined
-        await this.pollOnce()
+        if (this.stopping || this.down || Date.now() - lastPoll >= this.opts.pollIntervalMs - ms / 2) {
+          await this.pollOnce()
+          lastPoll = Date.now()
+        } else this.judgeAll(undefined)
       }
     } finally {
       this.looping = false
@@ -170,8 +181,9 @@ export class SlurmExecutor implements Executor {
     let queue: Map<string, QueueEntry> | undefined
     if (this.down && !this.gaveUp) {
       if (!(await this.ping())) {
-        this.checkGiveUp()
+        // jobs that wrote their exit-code file are done whatever the controller says
         this.judgeAll(undefined)
+        if (this.checkGiveUp()) this.judgeAll(undefined)
         return
       }
     }
@@ -187,16 +199,22 @@ export class SlurmExecutor implements Executor {
   private async squeue(ids: string[]): Promise<Map<string, QueueEntry> | undefined> {
     const t0 = Date.now()
     const queue = new Map<string, QueueEntry>()
-    // a controller that is down makes squeue retry for ~18 s; scontrol ping says so at once
+    // a controller that is down makes squeue retry for ~18 s; scontrol ping says so at once,
+    // and then the squeue is abandoned so that exit-code files keep being read meanwhile
     let done = false
-    const slow = setTimeout(() => void this.ping().then((up) => up || done || this.setDown('scontrol ping: the controller does not answer')), SLOW_CALL_MS)
+    const abort = new AbortController()
+    const slow = setTimeout(async () => {
+      if ((await this.ping()) || done) return
+      this.setDown('it does not answer scontrol ping')
+      abort.abort()
+    }, SLOW_CALL_MS)
     try {
       for (let i = 0; i < ids.length; i += SQUEUE_CHUNK) {
-        const r = await slurmCli('squeue', ['-h', '-t', 'all', '-j', ids.slice(i, i + SQUEUE_CHUNK).join(','), '-o', '%i|%T|%r|%N'], { env: this.opts.env, timeoutMs: 20_000 })
+        const r = await slurmCli('squeue', ['-h', '-t', 'all', '-j', ids.slice(i, i + SQUEUE_CHUNK).join(','), '-o', '%i|%T|%r|%N'], { env: this.opts.env, timeoutMs: 20_000, signal: abort.signal })
         this.stats.polls++
         // every id unknown (all purged): squeue says "Invalid job id specified" and exits 1
         if (r.code !== 0 && !/invalid job id/i.test(r.stderr)) {
-          this.setDown(cliFailure('squeue', r))
+          if (!abort.signal.aborted) this.setDown(cliFailure('squeue', r))
           return undefined
         }
         for (const [id, e] of parseSqueue(r.stdout)) queue.set(id, e)
@@ -257,11 +275,7 @@ export class SlurmExecutor implements Executor {
     const now = Date.now()
     if (!v.interrupted) this.markStarted(t, now)
     const line = logLine ?? (v.timedOut ? `timed out after ${formatDuration(t.job.timeoutMs ?? 0)} (Slurm job ${t.id})` : v.error)
-    if (line) {
-      try {
-        appendFileSync(t.job.logFile, `velora: ${line}\n`)
-      } catch {}
-    }
+    if (line) appendLog(t.job.logFile, `velora: ${line}\n`)
     t.resolve({ ...v, startedAt: t.runningSince ?? t.submittedAt, endedAt: now, jobId: t.id, node: t.node })
   }
 
@@ -281,21 +295,22 @@ export class SlurmExecutor implements Executor {
     this.wakeAll()
   }
 
-  private checkGiveUp() {
-    if (!this.down || this.gaveUp || Date.now() - this.down.since < this.opts.controllerTimeoutMs) return
+  private checkGiveUp(): boolean {
+    if (!this.down || this.gaveUp || Date.now() - this.down.since < this.opts.controllerTimeoutMs) return false
     this.gaveUp = `the Slurm controller has been unreachable for ${formatDuration(Date.now() - this.down.since)} (${this.down.message}); run velora build again once it is back`
     const ids = [...this.tracked.keys()]
     this.notify(`slurm: giving up: ${this.gaveUp}${ids.length ? `; jobs ${ids.join(',')} may still be running` : ''}`)
     this.wakeAll()
+    return true
   }
 
   // ------------------------------------------------------------- interrupt
 
-  private async cancel(ts: Tracked[], extra: string[] = []) {
+  private async cancel(ts: Tracked[]) {
     const fresh = ts.filter((t) => !t.cancelled)
     for (const t of fresh) t.cancelled = true
     if (!fresh.length) return
-    const r = await slurmCli('scancel', [...extra, ...fresh.map((t) => t.id)], { env: this.opts.env })
+    const r = await slurmCli('scancel', fresh.map((t) => t.id), { env: this.opts.env })
     if (r.code !== 0) this.notify(`slurm: ${cliFailure('scancel', r)}: jobs ${fresh.map((t) => t.id).join(',')} may still be in the queue`)
   }
 
@@ -321,11 +336,13 @@ export class SlurmExecutor implements Executor {
       this.finish(t, { exitCode: null, signal: 'SIGKILL', timedOut: false, interrupted: true }, `interrupted: Slurm job ${t.id} killed`)
     }
     this.wakeAll()
+    this.wakeLoop?.()
   }
 
   async close(): Promise<void> {
     this.closed = true
     this.wakeAll()
+    this.wakeLoop?.()
   }
 
   // ---------------------------------------------------------------- helpers
@@ -338,13 +355,18 @@ export class SlurmExecutor implements Executor {
     const w = this.waiters
     this.waiters = []
     for (const r of w) r()
-    this.wakeLoop?.()
   }
 }
 
 function exitFileOf(job: StepJob): string {
   // next to the out folder, not in it: never mistaken for an output
   return path.join(path.dirname(job.outDir), 'slurm-exit')
+}
+
+function appendLog(file: string, text: string) {
+  try {
+    appendFileSync(file, text)
+  } catch {}
 }
 
 function readExit(file: string): ExitInfo | undefined {

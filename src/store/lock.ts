@@ -105,7 +105,7 @@ let tmpCounter = 0
  * NFS). Filesystems without hard links fall back to an exclusive open.
  */
 function createWithContent(file: string, text: string) {
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.${process.pid}.${++tmpCounter}.tmp`
+  const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`
   writeFileSync(tmp, text)
   try {
     linkSync(tmp, file)

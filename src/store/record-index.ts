@@ -17,7 +17,7 @@ export const RACY_MS = 2000
 type Stamp = [mtimeMs: number, size: number, ino: number]
 interface Entry {
   s: Stamp
-  /** The record without its steps' fingerprints (read from target.json when a change needs explaining). */
+  /** The record, slimmed: no fingerprints (target.json is read when a change needs explaining). */
   r: TargetRecord
 }
 
@@ -78,7 +78,7 @@ export class RecordIndex {
     }
     const r = parseRecord(text)
     if (r.ok && Date.now() - st.mtimeMs > RACY_MS) {
-      this.entries.set(key, { s: [st.mtimeMs, st.size, st.ino], r: withoutFingerprints(r.record) })
+      this.entries.set(key, { s: [st.mtimeMs, st.size, st.ino], r: slim(r.record) })
       this.dirty = true
     }
     return r
@@ -99,10 +99,14 @@ export class RecordIndex {
   }
 }
 
-function withoutFingerprints(rec: TargetRecord): TargetRecord {
+/** What the plan and the status read of a record: no fingerprints, times, session, builtHash (a quarter of the size). */
+function slim(rec: TargetRecord): TargetRecord {
   const steps: Record<string, StepRecord> = {}
   for (const [name, s] of Object.entries(rec.steps)) {
-    const { fingerprint: _, ...rest } = s
+    const { fingerprint: _f, startedAt: _s, endedAt: _e, session: _n, builtHash: _b, ...rest } = s
+    if (rest.state !== 'running') delete rest.host
+    if (rest.signal === null) delete rest.signal
+    if (rest.metrics && Object.keys(rest.metrics).length === 0) delete rest.metrics
     steps[name] = rest
   }
   return { ...rec, steps }

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Fingerprint } from '../plan/fingerprint.js'
-import { writeFileAtomic } from './atomic.js'
+import { writeFileAtomic, writeFileAtomicAsync } from './atomic.js'
 
 export const RECORD_VERSION = 1
 export const RECORD_FILE = 'target.json'
@@ -101,4 +101,9 @@ export function readRecord(targetDir: string): ReadResult {
 
 export function writeRecord(targetDir: string, rec: TargetRecord): void {
   writeFileAtomic(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n')
+}
+
+/** writeRecord with the write and fsync off the main thread (the build's hot path). */
+export function writeRecordAsync(targetDir: string, rec: TargetRecord): Promise<void> {
+  return writeFileAtomicAsync(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n')
 }

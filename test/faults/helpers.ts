@@ -14,7 +14,8 @@ import { BIN } from '../helpers.js'
  * (JSON naming its session and pid, so a test can tell who wrote a file) and appends "end …".
  * AGENT_SLEEP and AGENT_MODE in the environment override the per-instance arguments.
  * Modes: fail (exit 3), tree (spawns grandchildren: one in the group, one ignoring SIGTERM,
- * one that leaves the group with setsid, then waits), fill (writes until the disk is full),
+ * one that leaves the group with setsid, then waits), stubborn (ignores SIGTERM, and so do its
+ * children), fill (writes until the disk is full),
  * noisy (1 GiB of stdout), bigout (a 1 GiB output file), hostile (writes its payload argument
  * and $VELORA_INSTANCE_ID verbatim).
  */
@@ -32,8 +33,10 @@ case "$mode" in
     sleep 300 &
     wait
     exit 0 ;;
+  stubborn) trap '' TERM; sleep 300 & setsid sleep 302 & wait; wait; exit 0 ;;
   fill) head -c 1073741824 /dev/zero > "$VELORA_OUT_DIR/$out" || { echo "agent: write failed" >&2; exit 4; } ;;
   noisy) head -c 1073741824 /dev/zero || exit 5
+    echo
     [ -n "$4" ] && { echo "noisy step failing on purpose" >&2; exit 6; } ;;
   bigout) head -c 1073741824 /dev/zero > "$VELORA_OUT_DIR/$out"; echo "end $VELORA_SESSION $tid $VELORA_STEP $VELORA_ATTEMPT $$" >> calls.log; exit 0 ;;
   hostile) printf '%s' "$4" > "$VELORA_OUT_DIR/$out"; printf '%s' "$VELORA_INSTANCE_ID" > "$VELORA_OUT_DIR/id.txt"
@@ -254,9 +257,8 @@ export function targetDirs(ws: string, targetsDir = 'targets'): string[] {
   const root = path.join(ws, targetsDir)
   const out: string[] = []
   if (!existsSync(root)) return out
-  for (const m of readdirSync(root))
-    for (const d of readdirSync(path.join(root, m)))
-      for (const i of readdirSync(path.join(root, m, d))) out.push(path.join(root, m, d, i))
+  const dirs = (p: string) => readdirSync(p, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(p, e.name))
+  for (const m of dirs(root)) for (const d of dirs(m)) out.push(...dirs(d))
   return out
 }
 
@@ -357,8 +359,10 @@ export function watchPeakRss(pid: number): { stop(): number } {
   }
 }
 
+/** Kill what is left of the runs in this folder (found by pid through their environment), then remove it. */
 export function removeTree(dir: string) {
-  rmSync(dir, { recursive: true, force: true })
+  killPids(pidsWithEnv(`VELORA_TARGET_DIR=${dir}/`))
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 })
 }
 
 export function canMount(): boolean {
