@@ -115,7 +115,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .action(async (target: string, o) => {
       for (const l of await logs({ configFile: o.config, target })) {
         out(`==> ${l.file} <==`)
-        process.stdout.write(l.text ?? '(no log: the step has not run)\n')
+        if (l.exists) await pipeline(createReadStream(l.path), process.stdout, { end: false })
+        else out('(no log: the step has not run)')
       }
     })
 

@@ -67,8 +67,8 @@ function oneTarget(ws: Workspace, spec: string) {
   return { target: sel.targets[0], step }
 }
 
-/** The log files of a target (every step in step order, or one step), with their contents. */
-export async function logs(opts: WorkspaceOptions & { target: string }): Promise<{ step: string; file: string; text: string | undefined }[]> {
+/** The log files of a target (every step in step order, or one step); the CLI streams them. */
+export async function logs(opts: WorkspaceOptions & { target: string }): Promise<{ step: string; file: string; path: string; exists: boolean }[]> {
   const ws = await openWorkspace(opts)
   const { target, step } = oneTarget(ws, opts.target)
   const dir = absDir(ws.config, target)
@@ -76,7 +76,7 @@ export async function logs(opts: WorkspaceOptions & { target: string }): Promise
     .filter((s) => !step || s.name === step)
     .map((s) => {
       const file = path.join(dir, `${s.name}.log`)
-      return { step: s.name, file: path.relative(process.cwd(), file), text: existsSync(file) ? readFileSync(file, 'utf8') : undefined }
+      return { step: s.name, file: path.relative(process.cwd(), file) || file, path: file, exists: existsSync(file) }
     })
 }
 
