@@ -1,6 +1,7 @@
 // The Slurm executor: each step is one sbatch job; one squeue call per poll interval tracks
 // every job of the session; interrupt is one scancel; a controller outage is ridden out (bounded).
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import type { ResolvedConfig } from '../config/types.js'
 import { UserError } from '../errors.js'
@@ -133,7 +134,7 @@ export class SlurmExecutor implements Executor {
     }
     if (r.timedOut) {
       // it may have been submitted all the same: the job name is this step's alone (target lock)
-      void slurmCli('scancel', [`--name=${name}`], { env: this.opts.env })
+      void slurmCli('scancel', [`--user=${os.userInfo().username}`, `--name=${name}`], { env: this.opts.env })
       return { error: `${cliFailure('sbatch', r)}; any job it submitted is being cancelled` }
     }
     if (controllerDown(r)) {
@@ -146,9 +147,7 @@ export class SlurmExecutor implements Executor {
   // ---------------------------------------------------------------- polling
 
   private startLoop() {
-    if (this.looping) {
-      return
-    }
+    if (this.looping) return
     this.looping = true
     void this.loop()
   }
@@ -387,18 +386,17 @@ function refreshDir(dir: string) {
 /** The executor for a config: checks that the controller answers before anything is submitted. */
 export async function createSlurmExecutor(config: ResolvedConfig, env: NodeJS.ProcessEnv = process.env): Promise<SlurmExecutor> {
   const cfg = config.executor.type === 'slurm' ? config.executor : { type: 'slurm' as const }
-  const where = { file: config.file }
   const ping = await slurmCli('scontrol', ['ping'], { env, timeoutMs: 20_000 })
-  if (ping.spawnError) throw new UserError(`--executor slurm: ${cliFailure('scontrol', ping)}`, where, 'run velora on a Slurm submit host, or build with --executor local')
+  if (ping.spawnError) throw new UserError(`--executor slurm: ${cliFailure('scontrol', ping)}`, {}, 'run velora on a Slurm submit host, or build with --executor local')
   if (ping.code !== 0) {
     const said = (ping.stdout + '\n' + ping.stderr).split('\n').map((l) => l.trim()).find((l) => /down|error|unable/i.test(l))
-    throw new UserError(`cannot reach the Slurm controller${said ? `: ${said}` : ` (${cliFailure('scontrol ping', ping)})`}`, where, 'check that `sinfo` works on this host (SLURM_CONF, munge); nothing was submitted')
+    throw new UserError(`cannot reach the Slurm controller${said ? `: ${said}` : ` (${cliFailure('scontrol ping', ping)})`}`, {}, 'check that `sinfo` works on this host (SLURM_CONF, munge); nothing was submitted')
   }
   if (cfg.partition) {
     const r = await slurmCli('sinfo', ['-h', '-o', '%P'], { env, timeoutMs: 20_000 })
     const parts = r.code === 0 ? r.stdout.split('\n').map((l) => l.trim().replace(/\*$/, '')).filter(Boolean) : undefined
     if (parts && !parts.includes(cfg.partition)) {
-      throw new UserError(`Slurm has no partition ${JSON.stringify(cfg.partition)} (it has: ${parts.join(', ') || 'none'})`, { ...where, field: 'executor.partition' })
+      throw new UserError(`Slurm has no partition ${JSON.stringify(cfg.partition)} (it has: ${parts.join(', ') || 'none'})`, { file: config.file, field: 'executor.partition' })
     }
   }
   const dur = (v: string | number | undefined, dflt: number) => (v === undefined ? dflt : parseDuration(v) ?? dflt)

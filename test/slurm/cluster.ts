@@ -70,15 +70,15 @@ export async function until<T>(what: string, f: () => T | undefined | false, tim
   }
 }
 
-/** Processes (other than zombies) whose cwd is inside dir: what a step left behind. */
-export function processesIn(dir: string): number[] {
-  const found: number[] = []
+/** Processes (other than zombies) whose cwd is inside dir, with their command lines: what a step left behind. */
+export function processesIn(dir: string): string[] {
+  const found: string[] = []
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue
     try {
       const cwd = readlinkSync(`/proc/${p}/cwd`)
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-      if (cwd.startsWith(dir) && !/\) Z /.test(stat)) found.push(Number(p))
+      if (cwd.startsWith(dir) && !/\) Z /.test(stat)) found.push(`${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`)
     } catch {}
   }
   return found
