@@ -89,7 +89,7 @@ export const CLIENT_JS = String.raw`
     var r = D.targets[i], lines = [[targetId(i), 'b'], ['state: ' + LABEL[STATES[r[3]]]]];
     r[4].forEach(function (s, k) {
       if (!s) return;
-      lines.push(['  ' + D.steps[k] + ': ' + LABEL[STATES[s[0]]] + ' · attempts ' + s[1] + (s[3] != null ? ' · ' + dur(s[3]) : '') + (s[2] != null ? ' · exit ' + s[2] : '')]);
+      lines.push(['  ' + D.steps[k] + ': ' + LABEL[STATES[s[0]]] + ' · attempts ' + s[1] + (s[3] != null ? ' · ' + dur(s[3]) : '') + (s[2] != null ? ' · exit ' + s[2] : '') + (s[4] ? ' · ' + s[4] : '')]);
     });
     var m = D.metrics.map(function (mt, k) { return r[5][k] == null ? null : mt.name + ' ' + val(r[5][k]); }).filter(Boolean);
     if (m.length) lines.push(['metrics: ' + m.join(', ')]);

@@ -13,8 +13,8 @@ export type CellState = (typeof CELL_STATES)[number]
 /** Outcomes of a timeline bar, in the order of their codes. `retried`: failed, then retried. */
 export const BAR_OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried'] as const
 
-/** A step of a target: [state code, attempts, exit code, duration ms], or null if not selected. */
-export type StepRow = [number, number, number | null, number | null] | null
+/** A step of a target: [state code, attempts, exit code, duration ms, Slurm job and node], or null if not selected. */
+export type StepRow = [number, number, number | null, number | null, string?] | null
 /** [model idx, dataset idx, instance key, state code, steps (aligned with `steps`), metrics (aligned with `metrics`)] */
 export type TargetRow = [number, number, string, number, StepRow[], unknown[]]
 
@@ -82,7 +82,9 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
       const s = t.steps[name]
       if (!s) return null
       const st = s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state
-      return [CELL_STATES.indexOf(st as CellState), s.attempts, s.exitCode, s.durationMs]
+      const row: NonNullable<StepRow> = [CELL_STATES.indexOf(st as CellState), s.attempts, s.exitCode, s.durationMs]
+      if (s.jobId) row.push(`job ${s.jobId}${s.node ? ' on ' + s.node : ''}`)
+      return row
     })
     const ranSteps = Object.values(ran)
     const state: CellState = t.state === 'built' ? (ranSteps.includes('built') ? 'built' : 'uptodate') : (t.state as CellState)

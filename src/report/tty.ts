@@ -13,7 +13,7 @@ const WORST: Cell[] = ['failed', 'timeout', 'interrupted', 'running', 'blocked',
 
 interface LiveTarget { model: number; remaining: number; running: number; ran: boolean; bad?: Cell; cell: Cell }
 interface LiveModel { name: string; targets: number[]; steps: number; done: number; running: number; maxRunning: number }
-interface Running { target: string; model: number; step: string; attempt: number; since: number }
+interface Running { target: string; model: number; step: string; attempt: number; since: number; where?: string }
 
 /** The state of the build as the events tell it; rendered by renderFrame. */
 export class LiveState {
@@ -65,7 +65,8 @@ export class LiveState {
         const t = this.targets[this.byId.get(e.target) ?? -1]
         if (!t) return
         this.waiting.delete(`${e.target}\0${e.step}`)
-        this.running.set(`${e.target}\0${e.step}`, { target: e.target, model: t.model, step: e.step, attempt: e.attempt, since: e.time })
+        const where = e.jobId ? `job ${e.jobId}${e.node ? ` on ${e.node}` : ''}` : undefined
+        this.running.set(`${e.target}\0${e.step}`, { target: e.target, model: t.model, step: e.step, attempt: e.attempt, since: e.time, where })
         t.running++
         const m = this.models[t.model]
         m.maxRunning = Math.max(m.maxRunning, ++m.running)
@@ -269,7 +270,7 @@ export function renderFrame(st: LiveState, o: FrameOptions): string[] {
       const shown = runs.length > room ? runs.slice(0, Math.max(0, room - 1)) : runs
       for (const r of shown) {
         const att = r.attempt > 1 ? ` (attempt ${r.attempt})` : ''
-        lines.push(fit([{ text: '▶ ', style: c.cyan }, { text: since(now - r.since).padStart(6) + ' ', style: c.dim }, { text: `${r.target} ` }, { text: r.step + att, style: c.bold }], W))
+        lines.push(fit([{ text: '▶ ', style: c.cyan }, { text: since(now - r.since).padStart(6) + ' ', style: c.dim }, { text: `${r.target} ` }, { text: r.step + att, style: c.bold }, { text: r.where ? `  ${r.where}` : '', style: c.dim }], W))
       }
       if (shown.length < runs.length) lines.push(fit([{ text: `  … and ${runs.length - shown.length} more`, style: c.dim }], W))
       for (const w of [...st.waiting.values()].slice(0, Math.max(0, H - lines.length))) lines.push(fit([{ text: `… ${w}`, style: c.dim }], W))
@@ -352,6 +353,7 @@ export function ttyReporter(c: ChalkInstance, stream: NodeJS.WriteStream = proce
       const what = e.outcome === 'timeout' ? c.magenta('⏱') + ` ${e.target} ${e.step} timed out` : c.red('✗') + ` ${e.target} ${e.step} failed (${why(e)})`
       queued.push(`${what}${e.log ? c.dim(`  log: ${e.log}`) : ''}`)
     }
+    if (e.type === 'notice') queued.push(c.yellow(`velora: ${e.message}`))
     if (e.type === 'session-finished') return report.stop()
     // draw from here too, not only from the timer: a loop busy with steps starting and
     // finishing may run timers late, but it delivers every event
