@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
+import { ROOT } from '../helpers.js'
 
 export const CHROMIUM = process.env.VELORA_CHROMIUM ?? '/usr/bin/chromium'
 export const hasChromium = existsSync(CHROMIUM)
@@ -45,4 +46,9 @@ export async function openBrowser(viewport = { width: 1280, height: 1000 }): Pro
       rmSync(profile, { recursive: true, force: true })
     },
   }
+}
+
+/** Where a test saves a screenshot: docs/ when VELORA_UPDATE_SCREENSHOTS=1 (to refresh the README's), else the temp folder. */
+export function shotPath(name: string): string {
+  return process.env.VELORA_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', name) : path.join(os.tmpdir(), `velora-${name}`)
 }

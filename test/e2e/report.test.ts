@@ -12,7 +12,7 @@ import { renderReport } from '../../src/report/html.js'
 import type { StatusJson, TargetJson } from '../../src/report/json.js'
 import type { SessionInfo } from '../../src/store/session.js'
 import { makeWorkspace, removeWorkspace, requireOrSkip, ROOT, velora } from '../helpers.js'
-import { hasChromium, openBrowser } from './browser.js'
+import { hasChromium, openBrowser, shotPath } from './browser.js'
 
 const chromiumOk = requireOrSkip(hasChromium, 'chromium (/usr/bin/chromium)')
 
@@ -129,8 +129,7 @@ describe('report.html of a real demo session', () => {
       // the screenshot for the README: header, models, grid with a tooltip open
       await page.evaluate(() => window.scrollTo(0, 0))
       await page.locator('#grid .cell.s-timeout').first().hover()
-      mkdirSync(path.join(ROOT, 'docs'), { recursive: true })
-      await page.screenshot({ path: path.join(ROOT, 'docs', 'report.png') })
+      await page.screenshot({ path: shotPath('report.png') })
     } finally {
       await b.close()
     }

@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { BIN, makeWorkspace, removeWorkspace, requireOrSkip, ROOT } from '../helpers.js'
-import { hasChromium, openBrowser } from './browser.js'
+import { hasChromium, openBrowser, shotPath } from './browser.js'
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0
 const tmuxOk = requireOrSkip(hasTmux, 'tmux')
@@ -101,7 +101,7 @@ describe.skipIf(!tmuxOk)('the live view in a real terminal (tmux)', () => {
     console.log(`tty: ${frames} frames in ${(session.durationMs / 1000).toFixed(1)} s = ${rate.toFixed(1)}/s, ${(raw.length / 1024).toFixed(0)} KB written`)
     expect(rate).toBeLessThanOrEqual(11)
 
-    if (requireOrSkip(hasChromium, 'chromium')) await screenshot(midColour, 100, path.join(ROOT, 'docs', 'tty.png'))
+    if (requireOrSkip(hasChromium, 'chromium')) await screenshot(midColour, 100, shotPath('tty.png'))
   }, 300_000)
 
   it('renders without colour under NO_COLOR, and fits 40 columns', async () => {
