@@ -26,6 +26,13 @@ const positiveInt = (v: string) => {
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
+  // `velora status | head`: a closed pipe silences the output, like any Unix tool; a build
+  // goes on (its steps and records matter more than its progress lines)
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e
+      stream.write = (() => true) as typeof stream.write
+    })
   let exitCode = 0
   const program = new Command('velora')
     .description('Run every model × dataset instance of an LLM-agent evaluation as an incremental build.')
