@@ -10,13 +10,14 @@ export const hasGnuTime = existsSync(TIME) && spawnSync(TIME, ['-v', 'true']).st
 
 /**
  * Run argv in cwd; returns { ms, rssKb, code, stderr, timedOut }. With rss, wraps it in
- * /usr/bin/time -v (whose own cost is a fork and a wait: well under a millisecond).
+ * /usr/bin/time -v (whose own cost is a fork and a wait: well under a millisecond). A timeout
+ * kills with SIGKILL: snakemake takes minutes to wind down after SIGTERM on a large DAG.
  */
 export function run(argv, { cwd, env, rss = false, timeoutMs } = {}) {
   const tfile = path.join(os.tmpdir(), `velora-bench-time-${process.pid}.txt`)
   const full = rss && hasGnuTime ? [TIME, '-v', '-o', tfile, ...argv] : argv
   const t0 = process.hrtime.bigint()
-  const r = spawnSync(full[0], full.slice(1), { cwd, env: env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, maxBuffer: 64 << 20 })
+  const r = spawnSync(full[0], full.slice(1), { cwd, env: env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   let rssKb
   if (rss && hasGnuTime && existsSync(tfile)) {

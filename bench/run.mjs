@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // `npm run bench`: velora against ninja, make and snakemake on equivalent workloads, measured
 // interleaved; prints a table (times and ratios to ninja) and writes bench/RESULTS.md.
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TOOLS, generate, instanceJson } from './gen.mjs'
+import { TOOLS, generate, instanceJson, instances } from './gen.mjs'
 import { hasGnuTime, machine, run, stats, toolVersion } from './measure.mjs'
 import { renderMarkdown, renderSize } from './table.mjs'
 
@@ -17,16 +18,23 @@ const HELP = `usage: node bench/run.mjs [options]
   --full-runs N         runs of the full build (default 3 small, 2 medium, 1 large)
   --tools LIST          subset of velora,ninja,make,snakemake (default: all found)
   --jobs N              parallelism of the full build (default 2)
-  --timeout S           give up on a tool's command after S seconds (default 600)
+  --timeout S           give up on a snakemake command after S seconds (default 600)
   --bin FILE            the velora CLI to measure (default bin/velora.js)
   --out FILE            markdown results (default bench/RESULTS.md; --quick: bench/work/quick.md)
-  --work DIR            where workspaces go (default bench/work)`
+  --work DIR            where workspaces go (default bench/work)
+  --skip-full           measure on workspaces already built by bench/prebuild.mjs (no full
+                        build, no regeneration): for sizes too big to build in the time
+  --only LIST           measures to take: full,noop,status,stale (default all)
+  --render              only rewrite the markdown from DIR/results.json
+  --append              keep the sizes already in DIR/results.json, replace the ones measured now
+  --snakemake-max N     skip snakemake above N targets (default 25000: at 100,000 its DAG
+                        alone takes longer than the whole velora run)`
 
 const SIZES = { small: [4, 75], medium: [10, 2294], large: [20, 5000] }
 const PKG = { ninja: 'ninja-build', make: 'make', snakemake: 'snakemake' }
 
 function parseArgs(argv) {
-  const o = { sizes: ['small', 'medium', 'large'], jobs: 2, timeout: 600, bin: path.join(ROOT, 'bin/velora.js'), work: path.join(ROOT, 'bench/work') }
+  const o = { sizes: ['small', 'medium', 'large'], jobs: 2, timeout: 600, snakemakeMax: 25000, bin: path.join(ROOT, 'bin/velora.js'), work: path.join(ROOT, 'bench/work') }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const val = () => argv[++i] ?? (console.error(`${a} needs a value`), process.exit(2))
@@ -40,6 +48,11 @@ function parseArgs(argv) {
     else if (a === '--bin') o.bin = path.resolve(val())
     else if (a === '--out') o.out = path.resolve(val())
     else if (a === '--work') o.work = path.resolve(val())
+    else if (a === '--append') o.append = true
+    else if (a === '--skip-full') o.skipFull = true
+    else if (a === '--only') o.only = new Set(val().split(','))
+    else if (a === '--render') o.render = true
+    else if (a === '--snakemake-max') o.snakemakeMax = Number(val())
     else if (a === '-h' || a === '--help') (console.log(HELP), process.exit(0))
     else (console.error(`unknown option ${a}\n${HELP}`), process.exit(2))
   }
@@ -77,7 +90,8 @@ function buildArgv(tool, jobs) {
 const CLEAN = { velora: ['targets', 'sessions'], ninja: ['targets', '.ninja_log', '.ninja_deps'], make: ['targets'], snakemake: ['targets', '.snakemake'] }
 
 function runTool(tool, dir, argv, rss = false) {
-  const r = run(argv, { cwd: dir, env: tool === 'velora' ? veloraEnv(true) : process.env, rss, timeoutMs: opts.timeout * 1000 })
+  // only snakemake gets a time limit: it is the tool whose DAG blows up; the others finish
+  const r = run(argv, { cwd: dir, env: tool === 'velora' ? veloraEnv(true) : process.env, rss, timeoutMs: tool === 'snakemake' ? opts.timeout * 1000 : undefined })
   if (!r.timedOut && r.code !== 0) throw new Error(`${tool} failed in ${dir} (exit ${r.code}): ${argv.join(' ')}\n${r.stderr}`)
   return r
 }
@@ -88,7 +102,7 @@ function measureSize(name, m, n) {
   const key = `${m}x${n}`
   const runs = opts.runs ?? (name === 'small' ? 5 : 3)
   const fullRuns = opts.fullRuns ?? (name === 'small' ? 3 : name === 'medium' ? 2 : 1)
-  const res = { name, m, n, targets: m * n, steps: 2 * m * n, runs, fullRuns, rows: {}, notes: [] }
+  const res = { name, m, n, targets: m * n, steps: 2 * m * n, runs, fullRuns, rows: {}, notes: [], load: [os.loadavg()[0]] }
   const add = (row, tool, r, extra = {}) => {
     const cell = ((res.rows[row] ??= {})[tool] ??= { ms: [], rss: [], timedOut: false })
     if (r.timedOut) cell.timedOut = true
@@ -99,16 +113,26 @@ function measureSize(name, m, n) {
   const dirs = Object.fromEntries(tools.map((t) => [t, path.join(opts.work, key, t)]))
   const ids = []
   log(`\n== ${name}: ${m} models × ${n} instances = ${m * n} targets, ${2 * m * n} steps ==`)
-  for (const t of tools) ids.splice(0, ids.length, ...generate(t, dirs[t], m, n).ids)
   const live = new Set(tools)
+  if (live.has('snakemake') && m * n > opts.snakemakeMax) {
+    live.delete('snakemake')
+    res.notes.push(`snakemake: not run above ${opts.snakemakeMax.toLocaleString('en')} targets (--snakemake-max): see the smaller sizes for its no-op and build times`)
+  }
   const drop = (t, why) => {
     live.delete(t)
     res.notes.push(`${t}: ${why}`)
     log(`bench: ${t}: ${why}`)
   }
+  if (opts.skipFull) {
+    ids.push(...instances(n))
+    for (const t of [...live]) if (!existsSync(path.join(dirs[t], 'targets'))) drop(t, `no built workspace in ${dirs[t]} (run bench/prebuild.mjs ${key} first)`)
+    if (live.has('snakemake')) seedSnakemake(dirs, res, drop)
+    res.notes.push('full build not measured at this size (--skip-full): the workspaces were built beforehand by bench/prebuild.mjs (velora through `velora import`, which writes records and outputs as a build does; the others by building)')
+  } else for (const t of live) ids.splice(0, ids.length, ...generate(t, dirs[t], m, n).ids)
 
   // full build from clean; the last run leaves every workspace built
-  for (let r = 0; r < fullRuns; r++)
+  const want = (m) => !opts.only || opts.only.has(m)
+  for (let r = 0; r < (opts.skipFull || !want('full') ? 0 : fullRuns); r++)
     for (const t of rotate([...live], r)) {
       if (t === 'snakemake' && skipSnakemakeFull) {
         if (r === 0) res.notes.push(`snakemake: full build not run (it took over ${opts.timeout} s at a smaller size)`)
@@ -123,6 +147,7 @@ function measureSize(name, m, n) {
   if (live.has('snakemake') && (skipSnakemakeFull || res.rows.full?.snakemake?.timedOut)) seedSnakemake(dirs, res, drop)
 
   const cheap = (row, tools, argvOf, before) => {
+    if (!want(row.startsWith('stale') ? 'stale' : row)) return
     for (let r = 0; r < runs; r++)
       for (const t of rotate(tools.filter((x) => live.has(x)), r)) {
         before?.(t, r)
@@ -140,15 +165,16 @@ function measureSize(name, m, n) {
     const noCa = (row, args) => {
       for (let r = 0; r < runs; r++) add(row, 'velora', run([process.execPath, opts.bin, ...args], { cwd: dirs.velora, env: veloraEnv(false), rss: true }))
     }
-    if (live.has('velora')) noCa('noopNoCa', ['build', '-j', String(opts.jobs)]), noCa('statusNoCa', ['status'])
+    if (live.has('velora') && want('noop')) noCa('noopNoCa', ['build', '-j', String(opts.jobs)]), noCa('statusNoCa', ['status'])
   }
   // one instance's input content changed: that instance's target in every model reruns
   const victim = ids[Math.floor(ids.length / 2)]
   cheap('staleInput', tools, (t) => buildArgv(t, opts.jobs), (t, r) => writeFileSync(path.join(dirs[t], 'data', `${victim}.json`), instanceJson(victim, r + 1)))
   // one output deleted: exactly one step reruns
   cheap('staleOutput', tools, (t) => buildArgv(t, opts.jobs), (t) => rmSync(path.join(dirs[t], `targets/m0/bench/${victim}/eval_output.jsonl`)))
-  for (const t of live)
+  for (const t of want('stale') ? live : [])
     if (!existsSync(path.join(dirs[t], `targets/m0/bench/${victim}/eval_output.jsonl`))) throw new Error(`${t} did not rebuild the deleted output`)
+  res.load.push(os.loadavg()[0])
   return res
 }
 
@@ -156,7 +182,8 @@ function measureSize(name, m, n) {
 function seedSnakemake(dirs, res, drop) {
   const from = dirs.ninja ?? dirs.make
   if (!from) return drop('snakemake', 'full build timed out and no other tool built outputs to seed it with')
-  rmSync(path.join(dirs.snakemake, 'targets'), { recursive: true, force: true })
+  // a killed snakemake leaves its jobs marked incomplete in .snakemake: start its metadata afresh
+  for (const f of CLEAN.snakemake) rmSync(path.join(dirs.snakemake, f), { recursive: true, force: true })
   cpSync(path.join(from, 'targets'), path.join(dirs.snakemake, 'targets'), { recursive: true })
   log('snakemake: adopting copied outputs (--touch)')
   const x = runTool('snakemake', dirs.snakemake, ['snakemake', '-j', '1', '--touch', '--quiet'])
@@ -171,15 +198,34 @@ log(`bench: ${tools.join(', ')}; ${mach.nproc} cpus, ${mach.memGb} GB, node ${ma
 const baseline = { nodeStart: stats(Array.from({ length: 5 }, () => run([process.execPath, '-e', '0'], { env: veloraEnv(true) }).ms)) }
 if (hasCa) baseline.nodeStartNoCa = stats(Array.from({ length: 5 }, () => run([process.execPath, '-e', '0'], { env: veloraEnv(false) }).ms))
 
-const results = []
+const resultsFile = path.join(opts.work, 'results.json')
+if (opts.render) {
+  const saved = JSON.parse(readFileSync(resultsFile, 'utf8'))
+  writeFileSync(opts.out, renderMarkdown({ ...saved, opts: { ...opts, quick: false } }))
+  log(`bench: wrote ${path.relative(process.cwd(), opts.out)} from ${path.relative(process.cwd(), resultsFile)}`)
+  process.exit(0)
+}
+const results = opts.append && existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')).results : []
 for (const s of opts.sizes) {
   const mn = SIZES[s] ?? s.split('x').map(Number)
   if (mn.length !== 2 || !mn.every((x) => Number.isInteger(x) && x > 0)) (console.error(`bad size ${s}`), process.exit(2))
-  results.push(measureSize(SIZES[s] ? s : s, mn[0], mn[1]))
-  console.log(renderSize(results.at(-1), tools))
+  const res = measureSize(s, mn[0], mn[1])
+  const at = results.findIndex((r) => r.m === res.m && r.n === res.n)
+  if (at >= 0 && opts.append) {
+    // measures taken now replace those of an earlier invocation; the others stay (see notes)
+    const old = results[at]
+    for (const [row, cells] of Object.entries(res.rows)) Object.assign((old.rows[row] ??= {}), cells)
+    old.notes = [...new Set([...old.notes.filter((n) => !n.includes('--skip-full') || !res.rows.full), ...res.notes.filter((n) => !n.includes('--skip-full') || !old.rows.full)])]
+    old.notes.push(`measured in ${(old.parts = (old.parts ?? 1) + 1)} invocations of bench/run.mjs (${Object.keys(res.rows).join(', ')} of ${[...new Set(Object.values(res.rows).flatMap((c) => Object.keys(c)))].join(', ')} in the last); within one invocation tools are interleaved`)
+    old.load = [...(old.load ?? []), ...res.load]
+    Object.assign(res, old)
+  } else if (at >= 0) results[at] = res
+  else results.push(res)
+  results.sort((a, b) => a.targets - b.targets)
+  console.log(renderSize(res))
   const md = renderMarkdown({ machine: mach, versions, baseline, results, tools, opts })
   mkdirSync(path.dirname(opts.out), { recursive: true })
   writeFileSync(opts.out, md)
-  writeFileSync(path.join(opts.work, 'results.json'), JSON.stringify({ machine: mach, versions, baseline, results }, null, 1))
+  writeFileSync(resultsFile, JSON.stringify({ machine: mach, versions, baseline, results }, null, 1))
 }
 log(`bench: wrote ${path.relative(process.cwd(), opts.out)}`)

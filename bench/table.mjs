@@ -1,6 +1,12 @@
 // Renders benchmark results: one table per size (median, min–max, ratio to ninja) for the
 // console, and bench/RESULTS.md with the machine, tool versions and the date.
+import { TOOLS } from './gen.mjs'
 import { fmtMs, stats } from './measure.mjs'
+
+/** The tools measured at this size, in the usual order (sizes may have been run with different --tools). */
+const toolsOf = (res) => TOOLS.filter((t) => Object.values(res.rows).some((cells) => cells[t]))
+/** How many runs a row really has (rows may come from different invocations). */
+const runsOf = (res, row) => Math.max(0, ...Object.values(res.rows[row] ?? {}).map((c) => c.ms.length + (c.timedOut ? 1 : 0)))
 
 const ROWS = [
   ['full', 'full build from clean, -j2'],
@@ -42,10 +48,13 @@ function rowsOf(res, tools) {
   return out
 }
 
-const title = (res) => `${res.m} models × ${res.n} instances = ${res.targets.toLocaleString('en')} targets (${res.steps.toLocaleString('en')} steps); ${res.runs} runs per measure, ${res.fullRuns} of the full build`
+const title = (res) =>
+  `${res.m} models × ${res.n} instances = ${res.targets.toLocaleString('en')} targets (${res.steps.toLocaleString('en')} steps); ${runsOf(res, 'noop')} runs per measure, ${runsOf(res, 'full')} of the full build` +
+  (res.load ? `; load average ${res.load.map((x) => x.toFixed(1)).join(' → ')}` : '')
 
 /** Plain-text table for the console. */
-export function renderSize(res, tools) {
+export function renderSize(res) {
+  const tools = toolsOf(res)
   const head = ['measure', ...tools]
   const rows = [head, ...rowsOf(res, tools)]
   const w = head.map((_, i) => Math.max(...rows.map((r) => r[i].length)))
@@ -54,7 +63,7 @@ export function renderSize(res, tools) {
   return lines.join('\n')
 }
 
-export function renderMarkdown({ machine: m, versions, baseline, results, tools, opts }) {
+export function renderMarkdown({ machine: m, versions, baseline, results, opts }) {
   const L = [
     '# velora benchmark results',
     '',
@@ -72,6 +81,7 @@ export function renderMarkdown({ machine: m, versions, baseline, results, tools,
     'file `data/<id>.json` (for velora, a glob dataset, so the record is part of the fingerprint). See bench/README.md.',
   ]
   for (const res of results) {
+    const tools = toolsOf(res)
     L.push('', `## ${title(res)}`, '', `| measure | ${tools.join(' | ')} |`, `|---|${tools.map(() => '---').join('|')}|`)
     for (const r of rowsOf(res, tools)) L.push(`| ${r.join(' | ')} |`)
     if (res.notes.length) L.push('', ...res.notes.map((n) => `- ${n}`))

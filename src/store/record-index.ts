@@ -49,8 +49,8 @@ export class RecordIndex {
     if (e) {
       const st = statSync(file, { throwIfNoEntry: false })
       if (st && st.mtimeMs === e.s[0] && st.size === e.s[1] && st.ino === e.s[2]) return { ok: true, record: e.r }
+      // not worth rewriting the index for: a stale entry on disk only costs the next plan this read
       this.entries.delete(key)
-      this.dirty = true
     }
     let fd: number
     try {
