@@ -135,3 +135,14 @@ export function writeFile(dir: string, rel: string, text: string) {
 export function removeWorkspace(dir: string) {
   rmSync(dir, { recursive: true, force: true })
 }
+
+/** Temp workspaces removed after the file's tests: `const ws = tempWorkspaces(afterAll)`. */
+export function tempWorkspaces(afterAll: (fn: () => void) => void) {
+  const dirs: string[] = []
+  afterAll(() => dirs.forEach(removeWorkspace))
+  return (...a: Parameters<typeof makeWorkspace>) => {
+    const d = makeWorkspace(...a)
+    dirs.push(d)
+    return d
+  }
+}

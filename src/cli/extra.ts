@@ -5,7 +5,7 @@ import path from 'node:path'
 import { Command, Option } from 'commander'
 import type { ResolvedConfig } from '../config/types.js'
 import { UserError } from '../errors.js'
-import { select } from '../graph/patterns.js'
+import { closeNeeds, select } from '../graph/patterns.js'
 import { scaffold } from '../init/init.js'
 import { planSelection, status } from '../ops/status.js'
 import { buildReportData } from '../report/html-data.js'
@@ -90,7 +90,7 @@ export async function targetGraph(opts: { configFile?: string; cwd?: string; pat
   const g: GraphJson = { steps: ws.config.steps.map((s) => ({ name: s.name, needs: s.needs })), nodes: [], edges: [] }
   for (const ts of statuses) {
     const t = ts.target
-    const wanted = withNeeds(ws.config, sel.steps.get(t.index))
+    const wanted = closeNeeds(ws.config, sel.steps.get(t.index))
     for (const step of ws.config.steps) {
       if (!wanted.has(step.name)) continue
       g.nodes.push({ id: `${t.id}:${step.name}`, target: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, step: step.name, state: ts.steps[step.name].state })
@@ -100,17 +100,6 @@ export async function targetGraph(opts: { configFile?: string; cwd?: string; pat
   return g
 }
 
-function withNeeds(config: ResolvedConfig, selected: Set<string> | undefined): Set<string> {
-  if (!selected) return new Set(config.steps.map((s) => s.name))
-  const outSet = new Set<string>()
-  const add = (n: string) => {
-    if (outSet.has(n)) return
-    outSet.add(n)
-    for (const d of config.steps.find((s) => s.name === n)?.needs ?? []) add(d)
-  }
-  for (const s of selected) add(s)
-  return outSet
-}
 
 const FILL: Record<string, string> = { built: '#9be9a8', failed: '#ff8182', timeout: '#e6a1d0', interrupted: '#f5d67b', blocked: '#d0d7de', running: '#80ccff', stale: '#f6f8fa', missing: '#ffffff' }
 const e = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')

@@ -4,6 +4,7 @@ import picomatch from 'picomatch'
 import { UserError } from '../errors.js'
 import { closest } from '../util.js'
 import type { Graph, Target } from './graph.js'
+import type { ResolvedConfig } from '../config/types.js'
 
 export interface Selection {
   /** Selected targets, in graph order. */
@@ -81,4 +82,17 @@ export function forceMatcher(graph: Graph, patterns: string[]): (t: Target, step
     const s = sel.steps.get(t.index)
     return s === undefined || s.has(step)
   }
+}
+
+/** The selected steps plus everything they need (all steps when none is selected). */
+export function closeNeeds(config: ResolvedConfig, selected: Set<string> | undefined): Set<string> {
+  if (!selected) return new Set(config.steps.map((s) => s.name))
+  const out = new Set<string>()
+  const add = (n: string) => {
+    if (out.has(n)) return
+    out.add(n)
+    for (const d of config.steps.find((s) => s.name === n)!.needs) add(d)
+  }
+  for (const s of selected) add(s)
+  return out
 }

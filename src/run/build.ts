@@ -5,7 +5,7 @@ import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
 import type { Target } from '../graph/graph.js'
-import { forceMatcher, select } from '../graph/patterns.js'
+import { closeNeeds, forceMatcher, select } from '../graph/patterns.js'
 import { diskIO, hashInputs, indexedIO } from '../plan/io.js'
 import { absDir, planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
@@ -405,15 +405,3 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   return { exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()], status, config, warnings }
 }
 
-/** The selected steps plus everything they need (all steps when none is selected). */
-function closeNeeds(config: ResolvedConfig, selected: Set<string> | undefined): Set<string> {
-  if (!selected) return new Set(config.steps.map((s) => s.name))
-  const out = new Set<string>()
-  const add = (n: string) => {
-    if (out.has(n)) return
-    out.add(n)
-    for (const d of config.steps.find((s) => s.name === n)!.needs) add(d)
-  }
-  for (const s of selected) add(s)
-  return out
-}

@@ -3,15 +3,9 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { calls, makeWorkspace, removeWorkspace, resetCalls, statusJson, velora } from '../helpers.js'
+import { calls, resetCalls, statusJson, tempWorkspaces, velora } from '../helpers.js'
 
-const dirs: string[] = []
-const ws = (...a: Parameters<typeof makeWorkspace>) => {
-  const d = makeWorkspace(...a)
-  dirs.push(d)
-  return d
-}
-afterAll(() => dirs.forEach(removeWorkspace))
+const ws = tempWorkspaces(afterAll)
 
 const sorted = (x: string[]) => [...x].sort()
 

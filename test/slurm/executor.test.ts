@@ -3,16 +3,10 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { calls, makeWorkspace, removeWorkspace, resetCalls, statusJson, velora, veloraAsync } from '../helpers.js'
+import { calls, resetCalls, statusJson, tempWorkspaces, velora, veloraAsync } from '../helpers.js'
 import { ACTIVE, CLUSTER, controller, events, jobIds, processesIn, scontrol, squeue, until } from './cluster.js'
 
-const dirs: string[] = []
-const ws = (...a: Parameters<typeof makeWorkspace>) => {
-  const d = makeWorkspace(...a)
-  dirs.push(d)
-  return d
-}
-afterAll(() => dirs.forEach(removeWorkspace))
+const ws = tempWorkspaces(afterAll)
 
 const SLURM = (extra = '') => `executor: { type: 'slurm', pollInterval: 250${extra} },`
 const rec = (dir: string, id: string) => JSON.parse(readFileSync(path.join(dir, 'targets', id, 'target.json'), 'utf8'))
