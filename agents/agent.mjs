@@ -34,10 +34,21 @@ const family = ["opus", "gpt", "kimi", "qwen"].find((f) => `${name} ${llm}`.toLo
 
 // Exactly two hangs in the demo (kimi on the 10th lite instance, qwen on the 40th).
 const HANGS = { kimi: "django__django-12470", qwen: "pydata__xarray-3364" };
-const hangs = family && HANGS[family] === id;
+const hangGroup = family && HANGS[family] === id;
 // Thresholds tuned so the 4 demo models x 75 lite ids give 9 always-failing pairs (3%) and 13 flaky ones (4.3%).
-const alwaysFails = !hangs && u(0) < 0.045;
-const flaky = !hangs && !alwaysFails && u(0) < 0.09;
+const badGroup = !hangGroup && u(0) < 0.045;
+const flaky = !hangGroup && !badGroup && u(0) < 0.09;
+// A failure that outlasts every retry (a crashed sandbox, a context overflow) and a hang are a
+// bad spell of the first build, as in real runs: in a later build (this step's log already
+// holds attempt 1 of an earlier build) the agent gets through, so a second `velora build`
+// finishes the demo and a third is a no-op.
+let earlierBuild = false;
+try {
+  const log = readFileSync(join(env.VELORA_TARGET_DIR ?? ".", `${env.VELORA_STEP ?? "infer"}.log`), "utf8");
+  earlierBuild = (log.match(/ attempt 1 at /g) ?? []).length >= 2;
+} catch {}
+const hangs = hangGroup && !earlierBuild;
+const alwaysFails = badGroup && !earlierBuild;
 
 // Total work time in seconds: 0.2..2, skewed low (mean 0.2 + 1.8 / 4.5 = 0.6).
 const total = 0.2 + 1.8 * u(1) ** 3.5;
