@@ -153,7 +153,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     units,
     { jobs, modelConcurrency: Object.fromEntries(Object.values(config.models).map((m) => [m.name, m.concurrency])), pools: config.pools, failFast: opts.failFast },
     {
-      runUnit: (u, attempt, lane) => runStep(u, attempt, lane),
+      runUnit: (u, attempt, lane, release) => runStep(u, attempt, lane, release),
       onBlocked: (u) => {
         const { target, step } = unitInfo[u.id]
         record({ type: 'step-finished', time: Date.now(), target: target.id, model: target.model, instance: target.instance.id, step: step.name, attempt: 0, lane: -1, outcome: 'blocked' })
@@ -173,7 +173,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   if (opts.handleSignals) for (const s of signals) process.on(s, onSignal)
 
-  async function runStep(u: Unit, attempt: number, lane: number): Promise<Outcome> {
+  async function runStep(u: Unit, attempt: number, lane: number, release: () => void = () => {}): Promise<Outcome> {
     const { target: t, step } = unitInfo[u.id]
     const dir = absDir(config, t)
     const base = { target: t.id, model: t.model, instance: t.instance.id, step: step.name, attempt, lane }
@@ -279,6 +279,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           }
         },
       )
+      // the process is gone: its slot goes to the next step while this one commits (the
+      // target's lock is held until the commit is done)
+      release()
       return await finish(rec, step, attempt, startedAt, result, outDir)
     } finally {
       if (runDir) {

@@ -25,7 +25,12 @@ export interface SchedulerOptions {
 }
 
 export interface SchedulerHooks {
-  runUnit(unit: Unit, attempt: number, lane: number): Promise<Outcome>
+  /**
+   * Run one attempt. `release()` may be called once the step's process has exited, before its
+   * outputs are committed: the slot (-j, model, pool) then goes to the next step while this
+   * one commits. The unit is finished (for needs, retries, done) when the promise settles.
+   */
+  runUnit(unit: Unit, attempt: number, lane: number, release: () => void): Promise<Outcome>
   onRetry?(unit: Unit, nextAttempt: number, delayMs: number): void
   onBlocked?(unit: Unit, by: Unit): void
 }
@@ -156,21 +161,38 @@ export class Scheduler {
     this.perModel.set(u.model, (this.perModel.get(u.model) ?? 0) + 1)
     if (u.pool !== undefined) this.perPool.set(u.pool, (this.perPool.get(u.pool) ?? 0) + 1)
     const lane = this.lanes.length ? this.lanes.pop()! : this.nextLane++
+    this.inflight++
+    let released = false
+    const freeSlot = () => {
+      if (released) return false
+      released = true
+      this.running--
+      this.perModel.set(u.model, this.perModel.get(u.model)! - 1)
+      if (u.pool !== undefined) this.perPool.set(u.pool, this.perPool.get(u.pool)! - 1)
+      this.lanes.push(lane)
+      this.lanes.sort((a, b) => b - a)
+      return true
+    }
+    const release = () => {
+      if (freeSlot()) this.dispatch()
+    }
     let p: Promise<Outcome>
     try {
-      p = this.hooks.runUnit(u, attempt, lane)
+      p = this.hooks.runUnit(u, attempt, lane, release)
     } catch (e) {
       p = Promise.reject(e)
     }
-    p.catch(() => 'failed' as Outcome).then((outcome) => this.finish(u, attempt, lane, outcome))
+    p.catch(() => 'failed' as Outcome).then((outcome) => {
+      freeSlot() // finish() dispatches, after fail-fast had its say
+      this.inflight--
+      this.finish(u, attempt, outcome)
+    })
   }
 
-  private finish(u: Unit, attempt: number, lane: number, outcome: Outcome) {
-    this.running--
-    this.perModel.set(u.model, this.perModel.get(u.model)! - 1)
-    if (u.pool !== undefined) this.perPool.set(u.pool, this.perPool.get(u.pool)! - 1)
-    this.lanes.push(lane)
-    this.lanes.sort((a, b) => b - a)
+  /** Units started and not yet finished (running, or committing after release). */
+  private inflight = 0
+
+  private finish(u: Unit, attempt: number, outcome: Outcome) {
     if ((outcome === 'failed' || outcome === 'timeout') && attempt <= u.retries && !this.stopping) {
       const delay = (this.opts.backoffMs ?? defaultBackoff())(attempt + 1)
       this.hooks.onRetry?.(u, attempt + 1, delay)
@@ -218,7 +240,7 @@ export class Scheduler {
   }
 
   private maybeDone() {
-    if (this.running > 0 || this.sleeping > 0) return
+    if (this.running > 0 || this.inflight > 0 || this.sleeping > 0) return
     let queued = 0
     for (const q of this.queues.values()) queued += q.size
     if (queued === 0 || this.stopping) this.resolveDone?.()

@@ -142,4 +142,26 @@ describe('scheduler', () => {
     await results
     expect(trace.order.slice(0, 4)).toEqual(['0:1', '4:1', '1:1', '5:1'])
   })
+
+  it('release() frees the slot while the unit commits; dependents still wait for the commit', async () => {
+    const log: string[] = []
+    const units = [unit(0), unit(1), unit(2, 'm', { needs: [0] })]
+    const s = new Scheduler(units, { jobs: 1 }, {
+      async runUnit(u, _a, _l, release) {
+        log.push(`start ${u.id}`)
+        await tick()
+        release() // the process exited
+        log.push(`commit ${u.id}`)
+        await tick()
+        await tick()
+        log.push(`done ${u.id}`)
+        return 'built'
+      },
+    })
+    const r = await s.run()
+    expect([...r.values()]).toEqual(['built', 'built', 'built'])
+    // unit 1 starts while unit 0 commits (-j 1); unit 2 (needs 0) only after 0 is done
+    expect(log.indexOf('start 1')).toBeLessThan(log.indexOf('done 0'))
+    expect(log.indexOf('start 2')).toBeGreaterThan(log.indexOf('done 0'))
+  })
 })
