@@ -107,8 +107,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     }
   }
   const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedSteps.get(ts.target.index) : undefined)
-  // for the live grid (every selected target, in order) and the dry-run cost/time estimate
-  const planInfo = { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })), estimate: estimatePlan(config, planned, historyFor(config, graph, statuses), jobs) }
+  // for the live grid (every selected target, in order) and the dry-run cost/time estimate;
+  // a no-op needs neither (the estimate samples other targets' records)
+  const planInfo =
+    opts.dryRun || units.length > 0
+      ? { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })), estimate: estimatePlan(config, planned, historyFor(config, graph, statuses), jobs) }
+      : {}
 
   if (opts.dryRun || units.length === 0) {
     emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type, ...planInfo })

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { calls, resetCalls, statusJson, tempWorkspaces, velora } from '../helpers.js'
+import { BIN, calls, resetCalls, statusJson, tempWorkspaces, velora } from '../helpers.js'
 
 const ws = tempWorkspaces(afterAll)
 
@@ -362,6 +362,13 @@ describe('--help and --json', () => {
       expect(r.stdout).toMatch(/Usage: velora/)
       expect(r.stdout).toMatch(/--config/)
     }
+  })
+
+  it('a closed stdout pipe (velora status --json | head) ends quietly, exit 0, no stack trace', () => {
+    const dir = ws({ instances: Array.from({ length: 400 }, (_, i) => ({ instance_id: `p-${i}` })) })
+    const r = require('node:child_process').spawnSync('bash', ['-c', `set -o pipefail; node ${JSON.stringify(BIN)} status --json | head -c 20 >/dev/null`], { cwd: dir, encoding: 'utf8' })
+    expect(r.stderr).not.toMatch(/EPIPE|Error/)
+    expect(r.status).toBe(0)
   })
 
   it('build --json prints only the status object on stdout', () => {
