@@ -17,6 +17,7 @@ import { listSessions } from '../store/session.js'
 import { openWorkspace } from '../workspace.js'
 import { formatDuration } from '../util.js'
 import { err, makeChalk, out } from './output.js'
+import { PACKAGE_ROOT } from '../self.js'
 
 const collect = (v: string, prev: string[]) => [...prev, v]
 const positiveInt = (v: string) => {
@@ -36,7 +37,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   let exitCode = 0
   const program = new Command('velora')
     .description('Run every model × dataset instance of an LLM-agent evaluation as an incremental build.')
-    .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)
+    .version(JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
@@ -82,8 +83,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
           else for (const [m, n] of perModel) say(`  ${m}: ${n} step${n === 1 ? '' : 's'}`)
         }
       } else if (res.upToDate) {
-        say(c.green(`velora: everything is up to date (${res.status.targets.length} targets)`))
-        const notBuilt = res.status.targets.filter((t) => t.state !== 'built')
+        say(c.green(`velora: everything is up to date (${res.targets} targets)`))
+        const notBuilt = res.allTargetsBuilt ? [] : res.status.targets.filter((t) => t.state !== 'built')
         if (notBuilt.length) say(c.yellow(`velora: ${notBuilt.length} target${notBuilt.length === 1 ? '' : 's'} left as they are (--skip-failed or running elsewhere)`))
       } else {
         for (const l of buildSummary(res, c)) say(l)

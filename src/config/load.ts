@@ -3,9 +3,10 @@
 import { existsSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { createJiti } from 'jiti'
+import { createRequire } from 'node:module'
+import type { createJiti as CreateJiti } from 'jiti'
 import { UserError } from '../errors.js'
+import { SELF_MODULE } from '../self.js'
 import { validateConfig } from './schema.js'
 import type { ResolvedConfig } from './types.js'
 
@@ -34,13 +35,13 @@ export function findConfig(cwd: string, explicit?: string): string {
   )
 }
 
-const selfIndex = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'index.js')
-
 /** Load and validate the config; every problem is a UserError naming the file. */
 export async function loadConfig(opts: { cwd?: string; configFile?: string } = {}): Promise<ResolvedConfig> {
   const file = findConfig(opts.cwd ?? process.cwd(), opts.configFile)
+  // require, not import: jiti is CommonJS, and importing it would have Node scan its 190 KB for exports
+  const { createJiti } = createRequire(import.meta.url)('jiti') as { createJiti: typeof CreateJiti }
   const jiti = createJiti(import.meta.url, {
-    alias: { velora: selfIndex },
+    alias: { velora: SELF_MODULE },
     moduleCache: false,
     fsCache: path.join(os.tmpdir(), 'velora-jiti-cache'),
     interopDefault: true,

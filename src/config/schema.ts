@@ -1,6 +1,6 @@
 // The config schema (zod) and the checks zod cannot express (names, needs, cycles, references).
 // Every problem becomes a UserError naming the config file and the field path.
-import { z } from 'zod'
+import * as z from 'zod'
 import { UserError } from '../errors.js'
 import { closest, parseDuration } from '../util.js'
 import type { ResolvedConfig, ResolvedStep, UserConfig } from './types.js'

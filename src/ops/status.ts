@@ -1,10 +1,11 @@
 // `velora status` as a library call: the plan of the selected targets, no scheduler.
 import { select } from '../graph/patterns.js'
-import { hashInputs, indexedIO } from '../plan/io.js'
+import { hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
 import { planTarget, type TargetStatus } from '../plan/plan.js'
 import { statusJson, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
-import { openWorkspace, type Workspace, type WorkspaceOptions } from '../workspace.js'
+import { mark } from '../trace.js'
+import { openForPlan, type Workspace, type WorkspaceOptions } from '../workspace.js'
 
 export interface StatusOptions extends WorkspaceOptions {
   patterns?: string[]
@@ -19,7 +20,7 @@ export interface StatusResult {
 }
 
 export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
-  const ws = await openWorkspace(opts)
+  const ws = await openForPlan(opts)
   const statuses = planSelection(ws, opts.patterns ?? [])
   return { workspace: ws, statuses, status: statusJson(ws.config, statuses), warnings: recordWarnings(statuses) }
 }
@@ -28,11 +29,15 @@ export function recordWarnings(statuses: TargetStatus[]): string[] {
   return statuses.filter((ts) => ts.corrupt).map((ts) => unreadableRecordWarning(`${ts.target.dir}/${RECORD_FILE}`, ts.corrupt!))
 }
 
-export function planSelection(ws: Workspace, patterns: string[]): TargetStatus[] {
+export function planSelection(ws: Workspace & { io?: IndexedIO }, patterns: string[]): TargetStatus[] {
   const sel = select(ws.graph, patterns)
-  const io = indexedIO(ws.config)
+  const io = ws.io ?? indexedIO(ws.config)
   const ctx = { config: ws.config, io, inputs: hashInputs(ws.config) }
+  mark('index read, inputs hashed')
   const statuses = sel.targets.map((t) => planTarget(ctx, t))
+  io.stopPrefetch()
+  mark('planned')
   io.save()
+  mark('index saved')
   return statuses
 }

@@ -46,9 +46,37 @@ export const diskIO: PlanIO = {
  * diskIO with records read through the index (targets/.velora-index.json): one file instead of
  * one per target. Call save() after planning. Plans that write records back use diskIO.
  */
-export function indexedIO(config: ResolvedConfig): PlanIO & { save(): void } {
+export interface IndexedIO extends PlanIO {
+  /** Write the index if the plan read records it did not hold. */
+  save(): void
+  /** Stat every indexed record and output on a worker thread, for a plan of every target. */
+  startPrefetch(): void
+  /** Call when the plan is made: later stats are made afresh. */
+  stopPrefetch(): void
+}
+
+export function indexedIO(config: ResolvedConfig): IndexedIO {
   const index = new RecordIndex(path.join(config.workspace, config.targetsDir))
-  return { ...diskIO, readRecord: (dir) => index.read(dir), readFullRecord: readRecord, save: () => index.save() }
+  // outputs are stat'ed by their path relative to the cwd when under it: the kernel walks
+  // "targets/m/d/i/out" rather than the whole absolute path (a tenth faster at 20,000 targets)
+  const cwd = process.cwd() + '/'
+  const direct = config.workspace === process.cwd() || config.workspace.startsWith(cwd)
+    ? (file: string) => statFile(file.startsWith(cwd) ? file.slice(cwd.length) : file)
+    : statFile
+  const stat = (file: string) => {
+    const slash = file.lastIndexOf('/')
+    const st = index.prefetchedOutput(file.slice(0, slash), file.slice(slash + 1))
+    return st === null ? direct(file) : st
+  }
+  return {
+    ...diskIO,
+    stat,
+    readRecord: (dir) => index.read(dir),
+    readFullRecord: readRecord,
+    save: () => index.save(),
+    startPrefetch: () => index.startPrefetch(),
+    stopPrefetch: () => index.stopPrefetch(),
+  }
 }
 
 /** Content hashes of the files each step's `inputs` globs match, once per plan. */

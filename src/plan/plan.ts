@@ -85,12 +85,12 @@ export function resolveArgv(config: ResolvedConfig, t: Target, step: ResolvedSte
   return argv
 }
 
-export function fingerprintOf(ctx: PlanContext, t: Target, step: ResolvedStep, needs: Record<string, Record<string, string>>): Fingerprint {
+export function fingerprintOf(ctx: PlanContext, t: Target, step: ResolvedStep, needs: Record<string, Record<string, string>>, argv?: string[]): Fingerprint {
   const model = ctx.config.models[t.model]
   return {
     v: FINGERPRINT_VERSION,
     step: step.name,
-    argv: resolveArgv(ctx.config, t, step),
+    argv: argv ?? resolveArgv(ctx.config, t, step),
     env: step.env,
     modelEnv: model.env,
     params: model.params,
@@ -103,8 +103,39 @@ export function fingerprintOf(ctx: PlanContext, t: Target, step: ResolvedStep, n
 /** Outputs' hashes as recorded for a step's last success ({} if none). */
 export function outputHashes(rec: StepRecord | undefined): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const [f, s] of Object.entries(rec?.outputs ?? {})) out[f] = s.sha256
+  const outputs = rec?.outputs
+  if (outputs) for (const f in outputs) out[f] = outputs[f].sha256
   return out
+}
+
+const NO_REASONS: Reason[] = Object.freeze([]) as unknown as Reason[]
+
+/**
+ * A planned step. Its fingerprint is made again when asked for (most never are: a no-op keeps
+ * 2 × targets of these, and each retained object costs the garbage collector).
+ */
+class PlannedStep implements StepStatus {
+  #fp?: Fingerprint
+  constructor(
+    private readonly ctx: PlanContext,
+    private readonly target: Target,
+    readonly step: ResolvedStep,
+    readonly state: StepState,
+    readonly reasons: Reason[],
+    readonly upToDate: boolean,
+    readonly hash: string,
+    readonly record: StepRecord | undefined,
+    private readonly argv: string[],
+    private readonly needs: Record<string, Record<string, string>>,
+  ) {}
+
+  get fingerprint(): Fingerprint {
+    if (!this.#fp) {
+      const fp = fingerprintOf(this.ctx, this.target, this.step, this.needs, this.argv)
+      this.#fp = fp
+    }
+    return this.#fp
+  }
 }
 
 /** Why the recorded fingerprint differs from the current one, as reasons. */
@@ -161,28 +192,29 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
     }
     const fingerprint = fingerprintOf(ctx, t, step, needs)
     const hash = (ctx.hasher ??= planHasher())(fingerprint)
-    const reasons: Reason[] = []
+    let reasons: Reason[] = NO_REASONS
+    const reason = (r: Reason) => (reasons === NO_REASONS ? (reasons = [r]) : reasons.push(r))
     let running = false
     let lastState: StepState | undefined
 
-    if (corrupt) reasons.push({ kind: 'record-unreadable', file: `${t.dir}/target.json`, message: corrupt })
-    else if (!rec) reasons.push({ kind: 'never-built' })
+    if (corrupt) reason({ kind: 'record-unreadable', file: `${t.dir}/target.json`, message: corrupt })
+    else if (!rec) reason({ kind: 'never-built' })
     else {
       if (rec.state === 'running') {
         alive ??= ctx.io.lockAlive(dir)
         if (alive) running = true
         else {
-          reasons.push({ kind: 'was-running', pid: rec.pid, host: rec.host })
+          reason({ kind: 'was-running', pid: rec.pid, host: rec.host })
           lastState = 'interrupted'
         }
       } else if (rec.state === 'failed') {
-        reasons.push({ kind: 'last-failed', exitCode: rec.exitCode, signal: rec.signal, error: rec.error })
+        reason({ kind: 'last-failed', exitCode: rec.exitCode, signal: rec.signal, error: rec.error })
         lastState = 'failed'
       } else if (rec.state === 'timeout') {
-        reasons.push({ kind: 'last-timeout', timeoutMs: rec.timeoutMs })
+        reason({ kind: 'last-timeout', timeoutMs: rec.timeoutMs })
         lastState = 'timeout'
       } else if (rec.state === 'interrupted') {
-        reasons.push({ kind: 'last-interrupted' })
+        reason({ kind: 'last-interrupted' })
         lastState = 'interrupted'
       }
       if (rec.hash !== hash) {
@@ -192,12 +224,12 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
           full ??= ctx.io.readFullRecord(dir)
           before = full.ok ? full.record.steps[step.name]?.fingerprint : undefined
         }
-        reasons.push(...explainChange(t.model, before, fingerprint))
+        for (const r of explainChange(t.model, before, fingerprint)) reason(r)
       }
-      else if (rec.state === 'built') reasons.push(...checkOutputs(ctx, dir, step, rec))
+      else if (rec.state === 'built') checkOutputs(ctx, dir, step, rec, reason)
     }
-    if (ctx.forced?.(t, step.name)) reasons.push({ kind: 'forced' })
-    for (const n of pending) if (!reasons.some((r) => r.kind === 'needs-changed' && r.step === n)) reasons.push({ kind: 'needs-rerun', step: n })
+    if (ctx.forced?.(t, step.name)) reason({ kind: 'forced' })
+    for (const n of pending) if (!reasons.some((r) => r.kind === 'needs-changed' && r.step === n)) reason({ kind: 'needs-rerun', step: n })
 
     const upToDate = reasons.length === 0 && !running
     const state: StepState = upToDate
@@ -205,25 +237,23 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
       : running
         ? 'running'
         : lastState ?? (needBlocked ? 'blocked' : !rec ? (corrupt ? 'stale' : 'missing') : 'stale')
-    steps[step.name] = { step, state, reasons, upToDate, fingerprint, hash, record: rec }
+    steps[step.name] = new PlannedStep(ctx, t, step, state, reasons, upToDate, hash, rec, fingerprint.argv, needs)
     worst = Math.min(worst, STATE_ORDER.indexOf(state))
   }
   return { target: t, record, corrupt, steps, state: STATE_ORDER[worst] }
 }
 
-function checkOutputs(ctx: PlanContext, dir: string, step: ResolvedStep, rec: StepRecord): Reason[] {
-  const r: Reason[] = []
+function checkOutputs(ctx: PlanContext, dir: string, step: ResolvedStep, rec: StepRecord, reason: (r: Reason) => void): void {
   for (const f of step.outputs) {
     const stamp = rec.outputs?.[f]
     const st = ctx.io.stat(`${dir}/${f}`)
     if (!stamp || !st) {
-      r.push({ kind: 'output-deleted', file: f })
+      reason({ kind: 'output-deleted', file: f })
       continue
     }
     if (st.size === stamp.size && st.mtimeMs === stamp.mtimeMs && st.ino === stamp.ino) continue
-    if (st.size !== stamp.size || ctx.io.hashFile(`${dir}/${f}`) !== stamp.sha256) r.push({ kind: 'output-modified', file: f })
+    if (st.size !== stamp.size || ctx.io.hashFile(`${dir}/${f}`) !== stamp.sha256) reason({ kind: 'output-modified', file: f })
   }
-  return r
 }
 
 export function planAll(ctx: PlanContext, graph: Graph, targets: Target[] = graph.targets): TargetStatus[] {

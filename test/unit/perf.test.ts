@@ -1,11 +1,12 @@
 // The speed shortcuts must not change answers: the memoised plan hasher gives fingerprintHash's
 // values, canonicalJson the text of a key-sorted copy, and the record index never disagrees with target.json.
-import { mkdtempSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { fingerprintHash, planHasher, type Fingerprint } from '../../src/plan/fingerprint.js'
-import { RecordIndex, INDEX_FILE } from '../../src/store/record-index.js'
+import { RecordIndex, INDEX_FILE, decode, encode } from '../../src/store/record-index.js'
+import { StatPrefetch } from '../../src/store/stat-prefetch.js'
 import { RECORD_FILE, RECORD_VERSION, type TargetRecord } from '../../src/store/record.js'
 import { canonicalJson } from '../../src/util.js'
 
@@ -84,5 +85,82 @@ describe('RecordIndex', () => {
     mkdirSync(dir, { recursive: true })
     write(rec(4))
     expect((new RecordIndex(root).read(dir) as any).record.steps.infer.attempts).toBe(4)
+  })
+})
+
+describe('RecordIndex rows', () => {
+  it('encode and decode give back the record without its fingerprints, times and session', () => {
+    const rec: TargetRecord = {
+      version: RECORD_VERSION, id: 'opus/lite/HumanEval%2F0', model: 'opus', dataset: 'lite', instance: 'HumanEval/0',
+      steps: {
+        infer: { state: 'built', hash: 'h1', attempts: 2, fingerprint: fp(), outputs: { 'o.jsonl': { sha256: 's', size: 3, mtimeMs: 1.5, ino: 7 } }, exitCode: 0, signal: null, durationMs: 12, session: 'x', startedAt: 'a', endedAt: 'b', builtHash: 'h1', host: 'vm', metrics: {} },
+        eval: { state: 'failed', hash: 'h2', attempts: 1, exitCode: 3, error: 'boom é', metrics: { cost: 0.5 } },
+      },
+    }
+    const back = decode(JSON.parse(JSON.stringify(encode('opus/lite/HumanEval%2F0', [1, 2, 3], rec))))
+    expect(back).toEqual({
+      version: RECORD_VERSION, id: rec.id, model: 'opus', dataset: 'lite', instance: 'HumanEval/0',
+      steps: {
+        infer: { state: 'built', hash: 'h1', attempts: 2, outputs: rec.steps.infer.outputs, exitCode: 0, durationMs: 12 },
+        eval: { state: 'failed', hash: 'h2', attempts: 1, exitCode: 3, error: 'boom é', metrics: { cost: 0.5 } },
+      },
+    })
+    expect(decode(['a/b/c', 1, 2, 3, 0, 'infer'])).toBeUndefined() // a row cut short
+  })
+
+  it('writes the index as ASCII and reads it back through the stat prefetch, which sees a changed output', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'velora-index-'))
+    try {
+      const dirs = ['m/d/a', 'm/d/b', 'm/d/é'].map((k) => path.join(root, k))
+      for (const [i, dir] of dirs.entries()) {
+        mkdirSync(dir, { recursive: true })
+        writeFileSync(path.join(dir, 'o.jsonl'), `out ${i}\n`)
+        const st = statSync(path.join(dir, 'o.jsonl'))
+        const key = path.relative(root, dir)
+        const [model, dataset, instance] = key.split('/')
+        writeFileSync(path.join(dir, RECORD_FILE), JSON.stringify({ version: RECORD_VERSION, id: key, model, dataset, instance, steps: { infer: { state: 'built', hash: 'h', attempts: 1, outputs: { 'o.jsonl': { sha256: 's', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } } } } }))
+        const old = new Date(Date.now() - 10_000)
+        utimesSync(path.join(dir, RECORD_FILE), old, old)
+      }
+      const a = new RecordIndex(root)
+      for (const d of dirs) expect(a.read(d).ok).toBe(true)
+      a.save()
+      expect(readFileSync(path.join(root, INDEX_FILE)).every((b) => b < 0x80)).toBe(true)
+      appendFileSync(path.join(dirs[1], 'o.jsonl'), 'more') // changed after the index was written
+      const b = new RecordIndex(root)
+      b.startPrefetch(0)
+      const r = b.read(dirs[2])
+      expect(r.ok && r.record.instance).toBe('é')
+      for (const [i, d] of dirs.entries()) {
+        const now = statSync(path.join(d, 'o.jsonl'))
+        expect(b.prefetchedOutput(d, 'o.jsonl'), `target ${i}`).toEqual({ mtimeMs: now.mtimeMs, size: now.size, ino: now.ino })
+        expect(b.prefetchedOutput(d, 'o.jsonl')).toBeNull() // each answer is given once
+      }
+      b.stopPrefetch()
+      expect(b.prefetchedOutput(dirs[0], 'o.jsonl')).toBeNull()
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('StatPrefetch', () => {
+  it('gives what statSync gives: a stamp, undefined for a missing file or a folder; then null once used or stopped', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'velora-prefetch-'))
+    try {
+      writeFileSync(path.join(root, 'f'), 'abc')
+      mkdirSync(path.join(root, 'sub'))
+      const p = new StatPrefetch(root + '/', ['f', 'missing', 'sub', 'f'].join('\n'), 4)
+      const st = statSync(path.join(root, 'f'))
+      expect(p.get(0)).toEqual({ mtimeMs: st.mtimeMs, size: 3, ino: st.ino })
+      expect(p.get(1)).toBeUndefined()
+      expect(p.get(2)).toBeUndefined()
+      expect(p.get(0)).toBeNull()
+      expect(p.get(4)).toBeNull() // out of range
+      p.stop()
+      expect(p.get(3)).toBeNull()
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })

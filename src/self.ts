@@ -1,0 +1,14 @@
+// Where velora's own files are, whether it runs as dist/velora.mjs (the bundle) or as the
+// per-module build in dist/ (library users, tests).
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+declare const __VELORA_BUNDLE__: boolean | undefined
+const bundled = typeof __VELORA_BUNDLE__ !== 'undefined' && __VELORA_BUNDLE__
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+/** The package's root folder (holds package.json). */
+export const PACKAGE_ROOT = bundled ? path.dirname(here) : path.resolve(here, '..')
+
+/** What a config's `import … from 'velora'` loads: the module that is running now. */
+export const SELF_MODULE = bundled ? fileURLToPath(import.meta.url) : path.join(PACKAGE_ROOT, 'dist', 'index.js')
