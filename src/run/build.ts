@@ -1,6 +1,6 @@
 // `velora build` as a library call: plan the selected targets, then run the stale steps
 // through the scheduler and an executor, committing each success atomically. Emits events.
-import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
@@ -21,7 +21,7 @@ import { Session } from '../store/session.js'
 import { mark } from '../trace.js'
 import { recordWarnings } from '../ops/status.js'
 import { openForPlan, type WorkspaceOptions } from '../workspace.js'
-import { checkOutputs, commitPause, moveOutputs, recoverTarget, removeRunDir } from './commit.js'
+import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, moveOutputs, recoverTarget, removeRunDir } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
 import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './scheduler.js'
@@ -256,16 +256,28 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         pid: process.pid,
         host: HOST,
       }
+      // the step's empty output folder, <target>/.velora-tmp/<run>, with the instance file next
+      // to it; made first, so that a velora stopped from here on leaves a run for recoverTarget
+      const outDir = path.join(dir, TMP_DIR, `${step.name}.${session.id}.${attempt}.${randomBytes(4).toString('hex')}`)
+      const instanceFile = outDir + INSTANCE_SUFFIX
       try {
-        await writeRecordAsync(dir, rec)
+        try {
+          mkdirSync(outDir)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+          mkdirSync(outDir, { recursive: true }) // the first step of this target: .velora-tmp too
+        }
+      } catch (e) {
+        return fail(`cannot create ${path.relative(config.workspace, outDir)}: ${(e as Error).message}`)
+      }
+      runDir = outDir
+      try {
+        // written here, not fsynced: after a power cut the record before it serves as well
+        writeRecord(dir, rec, { fsync: false })
       } catch (e) {
         return fail(`cannot write ${t.dir}/target.json: ${(e as Error).message}`)
       }
-      runDir = path.join(dir, '.velora-tmp', `${step.name}.${session.id}.${attempt}.${randomBytes(4).toString('hex')}`)
-      const outDir = path.join(runDir, 'out')
-      const instanceFile = path.join(runDir, 'instance.json')
       try {
-        mkdirSync(outDir, { recursive: true })
         writeFileSync(instanceFile, JSON.stringify(t.instance.record))
       } catch (e) {
         return finishFailed(rec, step, attempt, startedAt, { error: `cannot prepare ${path.relative(config.workspace, outDir)}: ${(e as Error).message}` })
@@ -306,12 +318,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       release()
       return await finish(rec, step, attempt, startedAt, result, outDir)
     } finally {
-      if (runDir) {
-        removeRunDir(runDir)
-        try {
-          rmdirSync(path.dirname(runDir)) // .velora-tmp, when no other attempt uses it
-        } catch {}
-      }
+      // .velora-tmp itself stays, empty: the next step of this target needs it again
+      if (runDir) removeRunDir(runDir)
       unlock(dir)
     }
 

@@ -95,19 +95,26 @@ export function moveOutputs(outDir: string, targetDir: string, outputs: string[]
   fsyncDirLater(targetDir)
 }
 
-/** Remove a step's run folder (instance.json and an emptied out/): three calls, rmSync when anything else is there. */
+/** Remove a step's run folder (emptied by the commit) and its instance file: two calls, rmSync when anything else is there. */
 export function removeRunDir(runDir: string): void {
   try {
-    unlinkSync(path.join(runDir, 'instance.json'))
-    rmdirSync(path.join(runDir, 'out'))
+    unlinkSync(runDir + INSTANCE_SUFFIX)
+  } catch {}
+  try {
     rmdirSync(runDir)
   } catch {
     rmSync(runDir, { recursive: true, force: true })
   }
 }
 
-/** Where a step's run folder lives, inside its target folder: <target>/.velora-tmp/<run>/out. */
+/**
+ * Where a step runs, inside its target folder: <target>/.velora-tmp/<run> is its output folder
+ * (VELORA_OUT_DIR), <target>/.velora-tmp/<run>.instance.json its VELORA_INSTANCE. The folder
+ * .velora-tmp is left in place, empty, between steps (creating and removing it for every step
+ * was a tenth of a trivial step's cost).
+ */
 export const TMP_DIR = '.velora-tmp'
+export const INSTANCE_SUFFIX = '.instance.json'
 
 const sameStamp = (a: { size: number; mtimeMs: number; ino: number } | undefined, b: OutputStamp) =>
   !!a && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
@@ -131,7 +138,8 @@ export function recoverTarget(targetDir: string): string[] {
   if (runs.length) {
     // agents left running here by a velora that was killed (kill -9): they would go on spending
     // on a result nobody will take, and write into folders removed below
-    for (const pid of taggedPids(runs.map((run) => path.join(tmp, run, 'out')))) {
+    // (run folders of velora 0.1's first layout had the outputs in <run>/out)
+    for (const pid of taggedPids(runs.flatMap((run) => [path.join(tmp, run), path.join(tmp, run, 'out')]))) {
       try {
         process.kill(pid, 'SIGKILL')
       } catch {}
@@ -142,18 +150,29 @@ export function recoverTarget(targetDir: string): string[] {
       for (const [f, stamp] of Object.entries(sr.outputs ?? {})) {
         const dst = path.join(targetDir, f)
         if (sameStamp(lstatSync(dst, { throwIfNoEntry: false }), stamp)) continue
+        let found = false
         for (const run of runs) {
-          const src = path.join(tmp, run, 'out', f)
-          if (!sameStamp(lstatSync(src, { throwIfNoEntry: false }), stamp)) continue
-          renameSync(src, dst)
-          rolled.push(f)
-          break
+          if (run.endsWith(INSTANCE_SUFFIX)) continue
+          for (const src of [path.join(tmp, run, f), path.join(tmp, run, 'out', f)]) {
+            let st
+            try {
+              st = lstatSync(src, { throwIfNoEntry: false })
+            } catch {
+              continue // not a folder
+            }
+            if (!sameStamp(st, stamp)) continue
+            renameSync(src, dst)
+            rolled.push(f)
+            found = true
+            break
+          }
+          if (found) break
         }
       }
     }
     if (rolled.length) fsyncDir(targetDir)
     for (const run of runs) rmSync(path.join(tmp, run), { recursive: true, force: true })
-  }
+  } else return rolled // no run left behind: no velora stopped while it held this target's lock
   // temp files of atomic writes cut short (only lock holders write target.json; a lock temp
   // file may belong to a velora trying to lock right now, so only old ones go)
   for (const f of readdirSync(targetDir)) {

@@ -1,11 +1,11 @@
 // The local executor: each step is a child process in its own process group, stdout and
 // stderr appended to the step's log; timeouts and interrupts signal the whole group.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs'
 import { logHeader, type Executor, type StepJob, type StepResult, type StepStarted } from './executor.js'
+import { Spawner } from './spawner.js'
 
 interface Running {
-  child: ChildProcess
+  pid: number
   job: StepJob
   interrupted: boolean
   timedOut: boolean
@@ -61,8 +61,13 @@ export class LocalExecutor implements Executor {
   private running = new Set<Running>()
   /** Interrupted: a step that reaches run() now is not started (no child outlives velora). */
   private stopping = false
+  private spawner = new Spawner()
 
-  run(job: StepJob, onStarted?: (s: StepStarted) => void): Promise<StepResult> {
+  async close(): Promise<void> {
+    this.spawner.close()
+  }
+
+  async run(job: StepJob, onStarted?: (s: StepStarted) => void): Promise<StepResult> {
     const startedAt = Date.now()
     if (this.stopping) return Promise.resolve({ exitCode: null, signal: null, timedOut: false, interrupted: true, startedAt, endedAt: startedAt })
     let fd: number
@@ -75,54 +80,51 @@ export class LocalExecutor implements Executor {
         error: `cannot write the log ${job.logFile}: ${(e as Error).message}`,
       })
     }
-    return new Promise((resolve) => {
-      let child: ChildProcess
+    const launched = await this.spawner.launch({ argv: job.argv, env: job.env, cwd: job.cwd, logFile: job.logFile, logFd: fd })
+    if ('error' in launched) {
       try {
-        child = spawn(job.argv[0], job.argv.slice(1), { cwd: job.cwd, env: job.env, detached: true, stdio: ['ignore', fd, fd] })
-      } catch (e) {
-        closeSync(fd)
-        resolve({ exitCode: null, signal: null, timedOut: false, interrupted: false, startedAt, endedAt: Date.now(), error: `cannot start ${job.argv[0]}: ${(e as Error).message}` })
-        return
-      }
-      const r: Running = { child, job, interrupted: false, timedOut: false }
-      this.running.add(r)
-      let timer: NodeJS.Timeout | undefined
-      if (job.timeoutMs) {
-        timer = setTimeout(() => {
-          r.timedOut = true
-          this.terminate(r, job.killGraceMs)
-        }, job.timeoutMs)
-      }
-      let spawnError: string | undefined
-      child.on('error', (e) => {
-        spawnError = (e as NodeJS.ErrnoException).code === 'ENOENT' ? `command not found: ${job.argv[0]}` : `cannot start ${job.argv[0]}: ${e.message}`
-        try {
-          writeSync(fd, `velora: ${spawnError}\n`)
-        } catch {}
-      })
-      if (child.pid) onStarted?.({ pid: child.pid })
-      child.on('close', (code, signal) => {
-        if (timer) clearTimeout(timer)
-        if (r.killTimer) clearTimeout(r.killTimer)
-        // grandchildren left in the group do not outlive their step; after a timeout or an
-        // interrupt, neither do those that left the group
-        if (r.timedOut || r.interrupted) killTree(child.pid, job.outDir, 'SIGKILL')
-        else killGroup(child.pid, 'SIGKILL')
-        this.running.delete(r)
-        const endedAt = Date.now()
-        try {
-          if (r.timedOut) writeSync(fd, `velora: timed out after ${job.timeoutMs} ms; process group killed\n`)
-          else if (r.interrupted) writeSync(fd, `velora: interrupted\n`)
-        } catch {}
-        closeSync(fd)
-        resolve({ exitCode: code, signal, timedOut: r.timedOut, interrupted: r.interrupted && !r.timedOut, error: spawnError, startedAt, endedAt })
-      })
-    })
+        writeSync(fd, `velora: ${launched.error}\n`)
+      } catch {}
+      closeSync(fd)
+      return { exitCode: null, signal: null, timedOut: false, interrupted: false, startedAt, endedAt: Date.now(), error: launched.error }
+    }
+    const { pid } = launched
+    const r: Running = { pid, job, interrupted: false, timedOut: false }
+    this.running.add(r)
+    // interrupted while it was being started
+    if (this.stopping) {
+      r.interrupted = true
+      killTree(pid, job.outDir, 'SIGKILL')
+    }
+    let timer: NodeJS.Timeout | undefined
+    if (job.timeoutMs) {
+      timer = setTimeout(() => {
+        r.timedOut = true
+        this.terminate(r, job.killGraceMs)
+      }, job.timeoutMs)
+    }
+    onStarted?.({ pid })
+    const { code, signal, error } = await launched.exited
+    if (timer) clearTimeout(timer)
+    if (r.killTimer) clearTimeout(r.killTimer)
+    // grandchildren left in the group do not outlive their step; after a timeout or an
+    // interrupt, neither do those that left the group
+    if (r.timedOut || r.interrupted || error) killTree(pid, job.outDir, 'SIGKILL')
+    else killGroup(pid, 'SIGKILL')
+    this.running.delete(r)
+    const endedAt = Date.now()
+    try {
+      if (r.timedOut) writeSync(fd, `velora: timed out after ${job.timeoutMs} ms; process group killed\n`)
+      else if (r.interrupted) writeSync(fd, `velora: interrupted\n`)
+      else if (error) writeSync(fd, `velora: ${error}\n`)
+    } catch {}
+    closeSync(fd)
+    return { exitCode: code, signal, timedOut: r.timedOut, interrupted: r.interrupted && !r.timedOut, error, startedAt, endedAt }
   }
 
   private terminate(r: Running, graceMs: number) {
-    killTree(r.child.pid, r.job.outDir, 'SIGTERM')
-    r.killTimer ??= setTimeout(() => killTree(r.child.pid, r.job.outDir, 'SIGKILL'), graceMs)
+    killTree(r.pid, r.job.outDir, 'SIGTERM')
+    r.killTimer ??= setTimeout(() => killTree(r.pid, r.job.outDir, 'SIGKILL'), graceMs)
   }
 
   async interrupt(graceMs: number): Promise<void> {
@@ -137,7 +139,7 @@ export class LocalExecutor implements Executor {
     this.stopping = true
     for (const r of this.running) {
       r.interrupted = true
-      killTree(r.child.pid, r.job.outDir, 'SIGKILL')
+      killTree(r.pid, r.job.outDir, 'SIGKILL')
     }
   }
 }

@@ -99,11 +99,15 @@ export function readRecord(targetDir: string): ReadResult {
   return parseRecord(text)
 }
 
-export function writeRecord(targetDir: string, rec: TargetRecord): void {
-  writeFileAtomic(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n')
+export function writeRecord(targetDir: string, rec: TargetRecord, opts: { fsync?: boolean } = {}): void {
+  writeFileAtomic(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n', opts)
 }
 
-/** writeRecord with the write and fsync off the main thread (the build's hot path). */
-export function writeRecordAsync(targetDir: string, rec: TargetRecord): Promise<void> {
-  return writeFileAtomicAsync(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n')
+/**
+ * writeRecord with the write and fsync off the main thread (the build's hot path). fsync: false
+ * for a record whose loss in a power cut costs nothing (a step's `running` state: the record
+ * before it is as good a place to resume from).
+ */
+export function writeRecordAsync(targetDir: string, rec: TargetRecord, opts: { fsync?: boolean } = {}): Promise<void> {
+  return writeFileAtomicAsync(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n', opts)
 }
