@@ -5,6 +5,8 @@ import type { ResolvedConfig } from './config/types.js'
 import { loadDataset, type Dataset } from './dataset/load.js'
 import { buildGraph, type Graph } from './graph/graph.js'
 import { mark } from './trace.js'
+import path from 'node:path'
+import { DatasetCache } from './dataset/cache.js'
 import { indexedIO, type IndexedIO } from './plan/io.js'
 
 export interface WorkspaceOptions {
@@ -29,7 +31,9 @@ export async function openWorkspace(opts: WorkspaceOptions = {}, onConfig?: (con
   onConfig?.(config)
   const used = new Set(Object.values(config.models).flatMap((m) => m.datasets))
   const datasets: Record<string, Dataset> = {}
-  for (const d of Object.values(config.datasets)) if (used.has(d.name)) datasets[d.name] = loadDataset(d, config.workspace, config.file)
+  const cache = new DatasetCache(path.join(config.workspace, config.targetsDir))
+  for (const d of Object.values(config.datasets)) if (used.has(d.name)) datasets[d.name] = loadDataset(d, config.workspace, config.file, cache)
+  cache.save()
   mark('datasets loaded')
   const graph = buildGraph(config, datasets)
   mark('graph built')

@@ -13,6 +13,7 @@ import { ttyReporter } from '../report/tty.js'
 import { formatEstimate, type Estimate } from '../report/estimate.js'
 import { registerExtra } from './extra.js'
 import { buildSummary, statusText } from '../report/summary.js'
+import { targetJson } from '../report/json.js'
 import { listSessions } from '../store/session.js'
 import { openWorkspace } from '../workspace.js'
 import { formatDuration } from '../util.js'
@@ -65,7 +66,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       let estimate: Estimate | undefined
       const res = await build({
         configFile: o.config, patterns, jobs: o.jobs, force: o.force, dryRun: o.dryRun, failFast: o.failFast, skipFailed: o.skipFailed,
-        executor: o.executor, argv: process.argv.slice(1), handleSignals: true,
+        executor: o.executor, argv: process.argv.slice(1), handleSignals: true, liveView: live, estimate: !!o.explain,
         onEvent: (e) => {
           if (e.type === 'plan' && o.explain) for (const p of e.toRun) say(`${p.target} ${p.step}: ${p.reasons.join('; ')}`)
           if (e.type === 'plan') estimate = e.estimate
@@ -104,7 +105,11 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       const res = await status({ configFile: o.config, patterns })
       for (const w of res.warnings) err(`velora: warning: ${w}`)
       if (o.json) out(JSON.stringify(res.status, null, 1))
-      else for (const l of statusText(res.workspace.config, res.status, makeChalk(process.stdout), o.explain)) out(l)
+      else {
+        // the text lists only targets that are not built: their status objects are enough
+        const shown = { models: res.models, targets: res.statuses.filter((ts) => ts.state !== 'built').map((ts) => targetJson(ts)) }
+        for (const l of statusText(res.workspace.config, shown, makeChalk(process.stdout), o.explain)) out(l)
+      }
     })
 
   withConfig(program.command('clean'))

@@ -10,7 +10,8 @@ import { SELF_MODULE } from '../self.js'
 import { validateConfig } from './schema.js'
 import type { ResolvedConfig } from './types.js'
 
-export const CONFIG_NAMES = ['sessions.config.ts', 'sessions.config.mts', 'sessions.config.js', 'sessions.config.mjs']
+import { CONFIG_NAMES } from './names.js'
+export { CONFIG_NAMES }
 
 export function findConfig(cwd: string, explicit?: string): string {
   if (explicit) {

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js'
 import { canonicalJson, sha256 } from '../util.js'
 import { encodeId } from './ids.js'
 import type { DatasetConfig } from '../config/types.js'
+import type { DatasetCache, FileStamp } from './cache.js'
 
 export interface Instance {
   id: string
@@ -32,26 +33,66 @@ export const MAX_LINE_BYTES = 64 * 1024 * 1024
 
 const hasGlob = (p: string) => fg.isDynamicPattern(p)
 
-export function loadDataset(d: DatasetConfig & { name: string }, workspace: string, configFile: string): Dataset {
-  const items: { record: unknown; raw: string; file: string; line?: number }[] = []
+/** One file of a glob dataset: its record and the record's one-line JSON text. */
+function readInstanceFile(workspace: string, f: string): { record: unknown; raw: string } {
+  const text = readFileSync(path.join(workspace, f), 'utf8')
+  if (text.startsWith('\uFEFF')) throw bomError(f)
+  let record: unknown
+  try {
+    record = JSON.parse(text)
+  } catch (e) {
+    throw new UserError(`invalid JSON: ${(e as Error).message}`, { file: f })
+  }
+  return { record, raw: text.includes('\n') ? JSON.stringify(record) : text.trim() }
+}
+
+/** An instance whose record is read when first asked for (from a file the cache vouches for). */
+class LazyInstance implements Instance {
+  #loaded?: { record: Record<string, unknown>; raw: string }
+  constructor(
+    private readonly workspace: string,
+    readonly id: string,
+    readonly key: string,
+    readonly hash: string,
+    readonly file: string,
+  ) {}
+
+  get record(): Record<string, unknown> {
+    return this.load().record
+  }
+
+  get raw(): string {
+    return this.load().raw
+  }
+
+  private load() {
+    if (this.#loaded) return this.#loaded
+    const { record, raw } = readInstanceFile(this.workspace, this.file)
+    if (sha256(canonicalJson(record)) !== this.hash)
+      throw new UserError('the file changed while velora was running (its record no longer has the hash it was planned with)', { file: this.file }, 'run the command again')
+    return (this.#loaded = { record: record as Record<string, unknown>, raw })
+  }
+}
+
+type Item = { record: unknown; raw: string; file: string; line?: number } | { cached: { id: string; hash: string }; file: string; line?: undefined }
+
+export function loadDataset(d: DatasetConfig & { name: string }, workspace: string, configFile: string, cache?: DatasetCache): Dataset {
+  const items: Item[] = []
   if (hasGlob(d.path)) {
     const files = fg.sync(d.path, { cwd: workspace, onlyFiles: true, dot: false }).sort()
     if (files.length === 0)
       throw new UserError(`dataset "${d.name}": no file matches ${d.path}`, { file: configFile, field: `datasets.${d.name}.path` })
+    // a filter function needs every record: no cache then
+    const useCache = cache && !d.filter
+    if (useCache) cache.begin(d.name, d.path, d.idField)
     for (const f of files) {
       // a file is one record: refuse a huge one before reading it (a 1 GB string cannot even be built)
-      const size = statSync(path.join(workspace, f)).size
-      if (size > MAX_LINE_BYTES)
-        throw new UserError(`file is ${Math.round(size / 2 ** 20)} MB, over the ${MAX_LINE_BYTES >> 20} MB limit for one instance record`, { file: f }, 'each file of a glob dataset is one instance record')
-      const text = readFileSync(path.join(workspace, f), 'utf8')
-      if (text.startsWith('\uFEFF')) throw bomError(f)
-      let record: unknown
-      try {
-        record = JSON.parse(text)
-      } catch (e) {
-        throw new UserError(`invalid JSON: ${(e as Error).message}`, { file: f })
-      }
-      items.push({ record, raw: text.includes('\n') ? JSON.stringify(record) : text.trim(), file: f })
+      const st = statSync(path.join(workspace, f))
+      if (st.size > MAX_LINE_BYTES)
+        throw new UserError(`file is ${Math.round(st.size / 2 ** 20)} MB, over the ${MAX_LINE_BYTES >> 20} MB limit for one instance record`, { file: f }, 'each file of a glob dataset is one instance record')
+      const hit = useCache ? cache.get(d.name, f, st) : undefined
+      if (hit) items.push({ cached: hit, file: f })
+      else items.push({ ...readInstanceFile(workspace, f), file: f, stat: st } as Item)
     }
   } else {
     const abs = path.resolve(workspace, d.path)
@@ -85,6 +126,18 @@ export function loadDataset(d: DatasetConfig & { name: string }, workspace: stri
   const keys = new Map<string, Instance>()
   for (const it of items) {
     const where = { file: it.file, line: it.line }
+    if ('cached' in it) {
+      const { id, hash } = it.cached
+      const prev = seen.get(id)
+      if (prev) throw new UserError(`duplicate id ${JSON.stringify(id)} (first at ${prev.file}${prev.line ? ':' + prev.line : ''})`, where)
+      const key = encodeId(id)
+      if (keys.has(key)) throw new UserError(`id ${JSON.stringify(id)} and ${JSON.stringify(keys.get(key)!.id)} map to the same folder name`, where)
+      const inst = new LazyInstance(workspace, id, key, hash, it.file)
+      seen.set(id, inst)
+      keys.set(key, inst)
+      instances.push(inst)
+      continue
+    }
     if (it.record === null || typeof it.record !== 'object' || Array.isArray(it.record))
       throw new UserError(`expected a JSON object, got ${Array.isArray(it.record) ? 'an array' : JSON.stringify(it.record)}`, where)
     const record = it.record as Record<string, unknown>
@@ -102,6 +155,8 @@ export function loadDataset(d: DatasetConfig & { name: string }, workspace: stri
     const key = encodeId(id)
     if (keys.has(key)) throw new UserError(`id ${JSON.stringify(id)} and ${JSON.stringify(keys.get(key)!.id)} map to the same folder name`, { ...where, field })
     const inst: Instance = { id, key, record, raw: it.raw, hash: sha256(canonicalJson(record)), file: it.file, line: it.line }
+    const st = (it as { stat?: FileStamp }).stat
+    if (st && cache && !d.filter) cache.set(d.name, it.file, st, id, inst.hash)
     seen.set(id, inst)
     keys.set(key, inst)
     instances.push(inst)

@@ -85,8 +85,15 @@ export function forceMatcher(graph: Graph, patterns: string[]): (t: Target, step
 }
 
 /** The selected steps plus everything they need (all steps when none is selected). */
+const everyStep = new WeakMap<ResolvedConfig, Set<string>>()
+
+/** The selected steps and every step they need; every step when none is selected (one shared Set: do not change it). */
 export function closeNeeds(config: ResolvedConfig, selected: Set<string> | undefined): Set<string> {
-  if (!selected) return new Set(config.steps.map((s) => s.name))
+  if (!selected) {
+    let all = everyStep.get(config)
+    if (!all) everyStep.set(config, (all = new Set(config.steps.map((s) => s.name))))
+    return all
+  }
   const out = new Set<string>()
   const add = (n: string) => {
     if (out.has(n)) return

@@ -2,7 +2,7 @@
 import { select } from '../graph/patterns.js'
 import { hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
 import { planTarget, type TargetStatus } from '../plan/plan.js'
-import { statusJson, type StatusJson } from '../report/json.js'
+import { modelCounts, statusJson, targetJson, targetMetrics, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
 import { openForPlan, type Workspace, type WorkspaceOptions } from '../workspace.js'
@@ -14,7 +14,10 @@ export interface StatusOptions extends WorkspaceOptions {
 export interface StatusResult {
   workspace: Workspace
   statuses: TargetStatus[]
+  /** The status object (SPEC §7); made when first asked for. */
   status: StatusJson
+  /** Its per-model counts and metrics alone (cheaper: no object per target). */
+  models: StatusJson['models']
   /** One line per target whose target.json cannot be used (path, problem, what to do). */
   warnings: string[]
 }
@@ -22,7 +25,17 @@ export interface StatusResult {
 export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   const ws = await openForPlan(opts)
   const statuses = planSelection(ws, opts.patterns ?? [])
-  return { workspace: ws, statuses, status: statusJson(ws.config, statuses), warnings: recordWarnings(statuses) }
+  let json: StatusJson | undefined
+  const models = modelCounts(ws.config, statuses.map((ts) => ({ model: ts.target.model, state: ts.state, metrics: targetMetrics(ts) })))
+  return {
+    workspace: ws,
+    statuses,
+    get status() {
+      return (json ??= statusJson(ws.config, statuses))
+    },
+    models,
+    warnings: recordWarnings(statuses),
+  }
 }
 
 export function recordWarnings(statuses: TargetStatus[]): string[] {

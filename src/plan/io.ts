@@ -74,6 +74,8 @@ export function indexedIO(config: ResolvedConfig): IndexedIO {
     readRecord: (dir) => index.read(dir),
     readFullRecord: readRecord,
     save: () => index.save(),
+    memo: (dir) => index.memo(dir),
+    setMemo: (dir, instance, key, steps) => index.setMemo(dir, instance, key, steps),
     startPrefetch: () => index.startPrefetch(),
     stopPrefetch: () => index.stopPrefetch(),
   }

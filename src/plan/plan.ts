@@ -5,6 +5,7 @@ import { UserError } from '../errors.js'
 import type { Graph, Target } from '../graph/graph.js'
 import type { ReadResult, StepRecord, TargetRecord } from '../store/record.js'
 import { FINGERPRINT_VERSION, planHasher, summarize, type Fingerprint } from './fingerprint.js'
+import { canonicalJson, sha256 } from '../util.js'
 import { diffValues, type Reason } from './reasons.js'
 
 export type StepState = 'built' | 'stale' | 'failed' | 'timeout' | 'interrupted' | 'running' | 'blocked' | 'missing'
@@ -26,6 +27,15 @@ export interface PlanIO {
   lockAlive(absTargetDir: string): boolean
   /** The record with every field, when readRecord may leave out fingerprints (the index does). */
   readFullRecord?(absTargetDir: string): ReadResult
+  /**
+   * The plan memo of the record readRecord just gave (the index keeps one per record): the steps
+   * whose fingerprints a plan found equal to their recorded hashes, with that instance hash and
+   * model key (modelKey). While both still hold and the record is unchanged, their fingerprints
+   * are the recorded hashes, and need not be computed again.
+   */
+  memo?(absTargetDir: string): { instance: string; key: string; steps: number } | undefined
+  /** steps: a bit per step of the config, in config order (the model key covers that order). */
+  setMemo?(absTargetDir: string, instance: string, key: string, steps: number): void
 }
 
 export interface StepStatus {
@@ -56,6 +66,32 @@ export interface PlanContext {
   forced?: (t: Target, step: string) => boolean
   /** fingerprintHash, memoised for this plan (planHasher); set on first use. */
   hasher?: (fp: Fingerprint) => string
+  /** modelKey of each model, for this plan; set on first use. */
+  modelKeys?: Map<string, string | undefined>
+}
+
+/**
+ * A digest of everything a model's step fingerprints hold but the instance record and the needed
+ * outputs: every step's name, argv, env, inputs' hashes and needs, the model's params and env,
+ * the fingerprint version. Undefined when a step's command is a function (its argv can depend on
+ * the instance): such models are hashed every time.
+ */
+export function modelKey(ctx: PlanContext, model: string): string | undefined {
+  const keys = (ctx.modelKeys ??= new Map())
+  if (keys.has(model)) return keys.get(model)
+  const m = ctx.config.models[model]
+  let key: string | undefined
+  if (ctx.config.steps.every((s) => Array.isArray(s.command)))
+    key = sha256(
+      canonicalJson({
+        v: FINGERPRINT_VERSION,
+        params: m.params === undefined ? null : m.params,
+        modelEnv: m.env,
+        steps: ctx.config.steps.map((s) => ({ name: s.name, argv: s.command, env: s.env, inputs: ctx.inputs[s.name] ?? {}, needs: s.needs })),
+      }),
+    ).slice(0, 16)
+  keys.set(model, key)
+  return key
 }
 
 export function absDir(config: ResolvedConfig, t: Target): string {
@@ -125,17 +161,26 @@ class PlannedStep implements StepStatus {
     readonly upToDate: boolean,
     readonly hash: string,
     readonly record: StepRecord | undefined,
-    private readonly argv: string[],
-    private readonly needs: Record<string, Record<string, string>>,
+    private readonly argv: string[] | undefined,
+    /** The fingerprint's needs, or the target's step statuses to make them from. */
+    private readonly needs: Record<string, Record<string, string>> | Record<string, StepStatus>,
+    private readonly needsMade: boolean,
   ) {}
 
   get fingerprint(): Fingerprint {
     if (!this.#fp) {
-      const fp = fingerprintOf(this.ctx, this.target, this.step, this.needs, this.argv)
-      this.#fp = fp
+      const needs = this.needsMade ? (this.needs as Record<string, Record<string, string>>) : needsOf(this.step, this.needs as Record<string, StepStatus>)
+      this.#fp = fingerprintOf(this.ctx, this.target, this.step, needs, this.argv)
     }
     return this.#fp
   }
+}
+
+/** What a step's fingerprint holds of the steps it needs: their outputs' hashes as recorded. */
+function needsOf(step: ResolvedStep, steps: Record<string, StepStatus>): Record<string, Record<string, string>> {
+  const needs: Record<string, Record<string, string>> = {}
+  for (const n of step.needs) needs[n] = outputHashes(steps[n].record)
+  return needs
 }
 
 /** Why the recorded fingerprint differs from the current one, as reasons. */
@@ -174,24 +219,40 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
   const read = ctx.io.readRecord(dir)
   const record = read.ok ? read.record : undefined
   const corrupt = !read.ok && !read.missing ? read.message : undefined
+  // the plan memo: steps known to be unchanged need no fingerprint hashed
+  const mkey = record && ctx.io.memo ? modelKey(ctx, t.model) : undefined
+  const memo = mkey ? ctx.io.memo!(dir) : undefined
+  // (16 hex digits of the instance hash: 64 bits, as good as the whole against a change by chance)
+  const inst = mkey ? t.instance.hash.slice(0, 16) : ''
+  const memoSteps = memo && memo.key === mkey && memo.instance === inst ? memo.steps : 0
+  let verified = 0
   let alive: boolean | undefined
   let full: ReadResult | undefined
   const steps: Record<string, StepStatus> = {}
   let worst = STATE_ORDER.length - 1
 
-  for (const step of ctx.config.steps) {
+  for (let si = 0; si < ctx.config.steps.length; si++) {
+    const step = ctx.config.steps[si]
     const rec = record?.steps[step.name]
-    const needs: Record<string, Record<string, string>> = {}
-    const pending: string[] = []
+    let pending: string[] | undefined
     let needBlocked = false
     for (const n of step.needs) {
       const ns = steps[n]
-      needs[n] = outputHashes(ns.record)
-      if (!ns.upToDate) pending.push(n)
+      if (!ns.upToDate) (pending ??= []).push(n)
       if (FAILED_LIKE.has(ns.state)) needBlocked = true
     }
-    const fingerprint = fingerprintOf(ctx, t, step, needs)
-    const hash = (ctx.hasher ??= planHasher())(fingerprint)
+    let fingerprint: Fingerprint | undefined
+    let hash: string
+    let needs: Record<string, Record<string, string>> | undefined
+    if (rec && memoSteps & (1 << si)) hash = rec.hash
+    else {
+      needs = needsOf(step, steps)
+      fingerprint = fingerprintOf(ctx, t, step, needs)
+      const computed = (ctx.hasher ??= planHasher())(fingerprint)
+      // the record's own string when equal: one copy of each hash stays in memory, not two
+      hash = rec?.hash === computed ? rec.hash : computed
+    }
+    if (rec && rec.hash === hash && si < 31) verified |= 1 << si
     let reasons: Reason[] = NO_REASONS
     const reason = (r: Reason) => (reasons === NO_REASONS ? (reasons = [r]) : reasons.push(r))
     let running = false
@@ -224,12 +285,12 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
           full ??= ctx.io.readFullRecord(dir)
           before = full.ok ? full.record.steps[step.name]?.fingerprint : undefined
         }
-        for (const r of explainChange(t.model, before, fingerprint)) reason(r)
+        for (const r of explainChange(t.model, before, fingerprint!)) reason(r)
       }
       else if (rec.state === 'built') checkOutputs(ctx, dir, step, rec, reason)
     }
     if (ctx.forced?.(t, step.name)) reason({ kind: 'forced' })
-    for (const n of pending) if (!reasons.some((r) => r.kind === 'needs-changed' && r.step === n)) reason({ kind: 'needs-rerun', step: n })
+    if (pending) for (const n of pending) if (!reasons.some((r) => r.kind === 'needs-changed' && r.step === n)) reason({ kind: 'needs-rerun', step: n })
 
     const upToDate = reasons.length === 0 && !running
     const state: StepState = upToDate
@@ -237,9 +298,10 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
       : running
         ? 'running'
         : lastState ?? (needBlocked ? 'blocked' : !rec ? (corrupt ? 'stale' : 'missing') : 'stale')
-    steps[step.name] = new PlannedStep(ctx, t, step, state, reasons, upToDate, hash, rec, fingerprint.argv, needs)
+    steps[step.name] = new PlannedStep(ctx, t, step, state, reasons, upToDate, hash, rec, fingerprint?.argv, needs ?? steps, !!needs)
     worst = Math.min(worst, STATE_ORDER.indexOf(state))
   }
+  if (mkey) ctx.io.setMemo?.(dir, inst, mkey, verified)
   return { target: t, record, corrupt, steps, state: STATE_ORDER[worst] }
 }
 

@@ -33,9 +33,12 @@ export interface StatusJson {
 }
 
 export function targetMetrics(ts: TargetStatus): Record<string, unknown> {
-  const m: Record<string, unknown> = {}
-  for (const s of Object.values(ts.steps)) Object.assign(m, s.record?.metrics ?? {})
-  return m
+  let m: Record<string, unknown> | undefined
+  for (const name in ts.steps) {
+    const mm = ts.steps[name].record?.metrics
+    if (mm) Object.assign((m ??= {}), mm)
+  }
+  return m ?? {}
 }
 
 export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJson {
@@ -73,7 +76,7 @@ export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): numb
   return agg === 'sum' ? Math.round(sum * 1e6) / 1e6 : Math.round((sum / nums.length) * 1e6) / 1e6
 }
 
-export function modelCounts(config: ResolvedConfig, targets: TargetJson[]): Record<string, ModelCounts> {
+export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'metrics'>[]): Record<string, ModelCounts> {
   const out: Record<string, ModelCounts> = {}
   const values: Record<string, Record<string, unknown[]>> = {}
   for (const m of Object.keys(config.models)) {

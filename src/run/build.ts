@@ -31,6 +31,8 @@ export interface BuildOptions extends WorkspaceOptions {
   jobs?: number
   force?: string[]
   dryRun?: boolean
+  /** Put the time and cost estimate in the plan event (dry runs and live views always do). */
+  estimate?: boolean
   failFast?: boolean
   skipFailed?: boolean
   executor?: 'local' | 'slurm'
@@ -39,6 +41,11 @@ export interface BuildOptions extends WorkspaceOptions {
   onEvent?: Listener
   /** Install SIGINT/SIGTERM/SIGHUP handlers for the duration of the build (the CLI does). */
   handleSignals?: boolean
+  /**
+   * A live view listens: the plan event carries every selected target (for its grid) and the
+   * time estimate. Without it a build skips both (at 20,000 targets they cost a tenth of a no-op).
+   */
+  liveView?: boolean
   /** Build the executor (tests, slurm). */
   makeExecutor?: (config: ResolvedConfig) => Executor | Promise<Executor>
 }
@@ -90,36 +97,48 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   if (!opts.dryRun) io.save()
   mark('index saved')
   const warnings = recordWarnings(statuses)
-  const wantedSteps = new Map<number, Set<string>>()
+  // the steps wanted of a target: the selected ones and what they need (every step, one shared Set, when no :step was selected)
+  const wantedCache = new Map<number, Set<string>>()
+  const wantedOf = (t: Target) => {
+    const chosen = sel.steps.get(t.index)
+    if (!chosen) return closeNeeds(config, undefined)
+    let w = wantedCache.get(t.index)
+    if (!w) wantedCache.set(t.index, (w = closeNeeds(config, chosen)))
+    return w
+  }
   const units: Unit[] = []
   const unitInfo: { target: Target; step: ResolvedStep }[] = []
   const planned: PlannedStep[] = []
   const considered: TargetStatus[] = []
   for (const ts of statuses) {
     const t = ts.target
-    const wanted = closeNeeds(config, sel.steps.get(t.index))
-    wantedSteps.set(t.index, wanted)
+    const wanted = wantedOf(t)
     if (opts.skipFailed && SKIP_STATES.has(ts.state)) continue
     considered.push(ts)
-    const unitOf = new Map<string, number>()
+    let unitOf: Map<string, number> | undefined
     for (const step of config.steps) {
       if (!wanted.has(step.name)) continue
       const ss = ts.steps[step.name]
       if (ss.upToDate) continue
       const id = units.length
+      unitOf ??= new Map()
       unitOf.set(step.name, id)
-      units.push({ id, model: t.model, step: step.name, pool: step.pool, retries: step.retries, needs: step.needs.filter((n) => unitOf.has(n)).map((n) => unitOf.get(n)!) })
+      units.push({ id, model: t.model, step: step.name, pool: step.pool, retries: step.retries, needs: step.needs.filter((n) => unitOf!.has(n)).map((n) => unitOf!.get(n)!) })
       unitInfo.push({ target: t, step })
       planned.push({ target: t.id, model: t.model, step: step.name, reasons: ss.reasons.map(formatReason) })
     }
   }
-  const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedSteps.get(ts.target.index) : undefined)
+  const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedOf(ts.target) : undefined)
   // for the live grid (every selected target, in order) and the dry-run cost/time estimate;
   // a no-op needs neither (the estimate samples other targets' records)
+  mark('units listed')
   const planInfo =
-    opts.dryRun || units.length > 0
-      ? { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })), estimate: estimatePlan(config, planned, historyFor(config, graph, statuses), jobs) }
-      : {}
+    units.length === 0 && !opts.dryRun
+      ? {}
+      : {
+          ...(opts.liveView ? { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })) } : {}),
+          ...(opts.liveView || opts.dryRun || opts.estimate ? { estimate: estimatePlan(config, planned, historyFor(config, graph, statuses), jobs) } : {}),
+        }
 
   if (opts.dryRun || units.length === 0) {
     emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type, ...planInfo })
@@ -133,7 +152,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       }
       return status
     }
-    const allBuilt = considered.every((ts) => [...wantedSteps.get(ts.target.index)!].every((s) => ts.steps[s].upToDate))
+    const allBuilt = considered.every((ts) => {
+      for (const s of wantedOf(ts.target)) if (!ts.steps[s].upToDate) return false
+      return true
+    })
     return {
       exitCode: opts.dryRun ? 0 : allBuilt ? 0 : 1, interrupted: false, dryRun: !!opts.dryRun, upToDate: units.length === 0, planned, outcomes: [],
       get status() {
@@ -151,6 +173,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       : new LocalExecutor()
   let session: Session
   try {
+    mark('plan info made')
     session = Session.create(path.join(config.workspace, config.sessionsDir), {
       argv: opts.argv ?? [],
       cwd: opts.cwd ?? process.cwd(),
@@ -164,13 +187,15 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     throw new UserError(`cannot create a session folder in ${config.sessionsDir}/: ${(e as Error).message}`, {}, 'nothing ran; free some space or fix the permissions, then run velora build again')
   }
   const record = (e: BuildEvent) => {
-    session.event(e)
+    // the live grid's list of every target stays out of events.jsonl (the timeline)
+    session.event(e.type === 'plan' && e.selected ? { ...e, selected: undefined } : e)
     emit(e)
   }
   executor.setNotify?.((message) => record({ type: 'notice', time: Date.now(), message }))
   record({ type: 'plan', time: Date.now(), session: session.id, targets: sel.targets.length, upToDate: sel.targets.length - new Set(planned.map((p) => p.target)).size, toRun: planned, models: Object.keys(config.models), jobs, executor: executor.name, ...planInfo })
 
   let interrupted = false
+  mark('session created')
   const scheduler = new Scheduler(
     units,
     { jobs, modelConcurrency: Object.fromEntries(Object.values(config.models).map((m) => [m.name, m.concurrency])), pools: config.pools, failFast: opts.failFast },
@@ -400,7 +425,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 
   let results: Map<number, FinalOutcome>
   try {
+    mark('scheduler starts')
     results = await scheduler.run()
+    mark('scheduler done')
   } finally {
     if (opts.handleSignals) for (const s of signals) process.off(s, onSignal)
     await executor.close?.()
@@ -415,8 +442,11 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     outcomes.set(target.id, o)
   }
   const after = considered.map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
+  mark('ran; re-planned what ran')
   const status = statusJson(config, after, stepFilter)
+  mark('status built')
   io.save()
+  mark('index saved')
   const notBuilt = status.targets.some((t) => t.state !== 'built')
   // a step that failed in this session fails the build even when its failure could not be
   // recorded (unwritable folder, full disk) and the last success still stands
@@ -434,7 +464,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     session.save()
   } catch {}
   record({ type: 'session-finished', time: Date.now(), exitCode, interrupted, counts })
+  mark('session saved')
   writeSessionReport({ config, dir: session.dir, info: session.info, status }) // report.html (+ report-data.json); never throws
+  mark('report written')
   return { exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()], status, targets: sel.targets.length, allTargetsBuilt: !status.targets.some((t) => t.state !== 'built'), config, warnings }
 }
 

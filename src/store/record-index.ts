@@ -4,21 +4,33 @@
 //
 // The file is JSON, in rows rather than objects (a third of the size of the records it holds,
 // parsed in a third of the time) and ASCII only (read as latin1, which skips UTF-8 decoding):
-//   {"v":2,"record":1,"entries":[[key, mtimeMs, size, ino, header, ...steps], ...],"paths":"...","pathCount":N}
+//   {"v":4,"record":1,"entries":[[key, mtimeMs, size, ino, header, memo, ...steps], ...],"pathsId":"...","pathCount":N}
 // header: 0 when the record's id is the key and model/dataset/instance are its three parts,
 //   else [id, model, dataset, instance];
-// each step, six cells: name, state, hash, attempts, [file, sha256, size, mtimeMs, ino, ...] or 0,
-//   and an object with the step's other fields, or 0.
-// paths: every entry's target.json and recorded outputs, relative to targets/, one per line, in
-//   entry order: what a plan stats, ready to hand to the stat prefetch (StatPrefetch).
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+// memo: 0, or [instance hash (16 hex), model key, step bits]: a plan found that these steps' fingerprints
+//   equal their recorded hashes, with this instance record and this model's configuration (see
+//   PlanMemo); while all three hold, the next plan need not hash them again;
+// each step, eight cells: name, state, hash, attempts, exitCode (false: none), durationMs (false:
+//   none), [file, sha256, size, mtimeMs, ino, ...] or 0, and an object with the step's other
+//   fields, or 0.
+// pathsId, pathCount: targets/.velora-index.paths (written with it, first line "<pathsId> <pathCount>")
+//   lists every entry's target.json and recorded outputs, relative to targets/, one per line, in
+//   entry order: what a plan stats, for the stat prefetch (StatPrefetch).
+//
+// Rows indexed since the file was written are appended to targets/.velora-index.delta, one JSON
+// row a line (later lines win), so that a build of a few targets costs a few lines, not a
+// rewrite of the whole file (like ninja's .ninja_log). The two are merged into a new file when
+// the delta grows past a tenth of the index.
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { writeFileAtomic } from './atomic.js'
-import { StatPrefetch, type Stamp } from './stat-prefetch.js'
+import { randomBytes } from 'node:crypto'
+import { PATHS_FILE, StatPrefetch, type Stamp } from './stat-prefetch.js'
 import { RECORD_FILE, RECORD_VERSION, parseRecord, type OutputStamp, type ReadResult, type StepRecord, type TargetRecord } from './record.js'
 
 export const INDEX_FILE = '.velora-index.json'
-const INDEX_VERSION = 2
+export const DELTA_FILE = '.velora-index.delta'
+const INDEX_VERSION = 4
 /**
  * A record written this recently could be rewritten within the same timestamp tick with the
  * same size and a reused inode; such entries are never indexed (git's "racily clean" files).
@@ -26,16 +38,22 @@ const INDEX_VERSION = 2
 export const RACY_MS = 2000
 
 type Row = unknown[]
-const HEAD = 5
-const STEP_CELLS = 6
+const HEAD = 6
+const STEP_CELLS = 8
+/** Where a step's outputs are among its cells. */
+const OUTS = 6
 
 export class RecordIndex {
   readonly file: string
   /** A row as read from the file, or the record when indexed (or decoded) in this process. */
   private rows = new Map<string, Row>()
-  /** The paths line of the file read, and how many paths it holds. */
-  private paths?: [text: string, count: number]
+  /** The id of the paths file that goes with the index read, and how many paths it holds. */
+  private paths?: [id: string, count: number]
   private dirty = false
+  /** Rows indexed (or re-indexed) by this process, not yet saved. */
+  private changed = new Set<string>()
+  /** Rows in the delta file, as read. */
+  private deltaRows = 0
   /** How target.json paths are stat'ed: relative to the cwd when under it (a shorter path walk). */
   private readonly statPrefix: [abs: string, rel: string]
   private prefetch?: StatPrefetch
@@ -48,12 +66,39 @@ export class RecordIndex {
     this.statPrefix = root === cwd ? [root + '/', ''] : root.startsWith(cwd + '/') ? [cwd + '/', ''] : ['', '']
     try {
       const data = JSON.parse(readFileSync(this.file, 'latin1'))
-      if (data?.v === INDEX_VERSION && data.record === RECORD_VERSION && Array.isArray(data.entries))
+      if (data?.v === INDEX_VERSION && data.record === RECORD_VERSION && Array.isArray(data.entries)) {
         for (const row of data.entries) if (Array.isArray(row) && typeof row[0] === 'string') this.rows.set(row[0], row)
-      if (typeof data.paths === 'string' && typeof data.pathCount === 'number') this.paths = [data.paths, data.pathCount]
-      else this.dirty = this.rows.size > 0 // written without its paths line: write it again
+        if (typeof data.pathsId === 'string' && typeof data.pathCount === 'number') {
+          // where each row's files are in the paths line (rows replaced by the delta are left out below)
+          let n = 0
+          for (const [key, row] of this.rows) {
+            this.slots.set(key, [n, row])
+            n += 1 + countOutputs(row)
+          }
+          if (n === data.pathCount) this.paths = [data.pathsId, n]
+          else this.slots.clear() // does not match its entries (duplicate keys, a hand edit): no prefetch
+        } else this.dirty = this.rows.size > 0 // written without its paths line: write it again
+      }
     } catch {
       // missing or unreadable: start empty, every record is read once and indexed again
+    }
+    if (this.rows.size === 0) return
+    let delta = ''
+    try {
+      delta = readFileSync(path.join(root, DELTA_FILE), 'latin1')
+    } catch {}
+    for (const line of delta.split('\n')) {
+      if (!line) continue
+      let row: unknown
+      try {
+        row = JSON.parse(line)
+      } catch {
+        continue // a line cut short by a crash
+      }
+      if (!Array.isArray(row) || typeof row[0] !== 'string') continue
+      this.rows.set(row[0], row)
+      this.slots.delete(row[0])
+      this.deltaRows++
     }
   }
 
@@ -72,17 +117,7 @@ export class RecordIndex {
    */
   startPrefetch(minTargets = 2000): void {
     if (this.prefetch || this.rows.size < minTargets || !this.paths) return
-    let n = 0
-    for (const [key, row] of this.rows) {
-      this.slots.set(key, [n, row])
-      n += 1 + countOutputs(row)
-    }
-    // a paths line that does not match the entries (duplicate keys, a hand edit): no prefetch
-    if (n !== this.paths[1]) {
-      this.slots.clear()
-      return
-    }
-    this.prefetch = new StatPrefetch(this.statPath(this.root + '/'), this.paths[0], n)
+    this.prefetch = StatPrefetch.adopt(this.root, this.paths[0], this.paths[1]) ?? StatPrefetch.start(this.root, this.paths[0], this.paths[1])
   }
 
   /** The plan is made: later stats are made afresh. */
@@ -92,6 +127,25 @@ export class RecordIndex {
     this.slots.clear()
   }
 
+  /** What a plan found of an indexed record's fingerprints (see PlanMemo); undefined if nothing. */
+  memo(dir: string): { instance: string; key: string; steps: number } | undefined {
+    const m = this.rows.get(this.key(dir))?.[5]
+    if (!Array.isArray(m) || m.length !== 3) return undefined
+    return { instance: m[0], key: m[1], steps: m[2] }
+  }
+
+  /** Remember that these steps' fingerprints equal their recorded hashes (only for a record served from the index). */
+  setMemo(dir: string, instance: string, key: string, steps: number): void {
+    const k = this.key(dir)
+    const row = this.rows.get(k)
+    if (!row) return
+    const m = row[5]
+    if (Array.isArray(m) && m[0] === instance && m[1] === key && m[2] === steps) return
+    row[5] = [instance, key, steps]
+    this.changed.add(k)
+    this.dirty = true
+  }
+
   /** A recorded output's stat from the prefetch: a stamp, undefined if missing, null if unknown (stat it yourself). */
   prefetchedOutput(dir: string, file: string): Stamp | undefined | null {
     if (!this.prefetch) return null
@@ -99,7 +153,7 @@ export class RecordIndex {
     if (!slot) return null
     const [base, row] = slot
     let n = 1
-    for (let i = HEAD + 4; i < row.length; i += STEP_CELLS) {
+    for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
       const outs = row[i]
       if (!Array.isArray(outs)) continue
       for (let j = 0; j < outs.length; j += 5, n++) if (outs[j] === file) return this.prefetch.get(base + n)
@@ -150,6 +204,7 @@ export class RecordIndex {
     const r = parseRecord(text)
     if (r.ok && Date.now() - st.mtimeMs > RACY_MS) {
       this.rows.set(key, encode(key, [st.mtimeMs, st.size, st.ino], r.record))
+      this.changed.add(key)
       this.dirty = true
     }
     return r
@@ -159,18 +214,37 @@ export class RecordIndex {
   save(): void {
     if (!this.dirty) return
     try {
+      // a few changed rows go to the delta; the whole file is written when there is none yet,
+      // when it lacks its paths line, or when the delta has grown past a tenth of it
+      if (this.paths && this.changed.size > 0 && (this.deltaRows + this.changed.size) * 10 <= this.rows.size) {
+        let lines = ''
+        for (const key of this.changed) {
+          const row = this.rows.get(key)
+          if (row) lines += JSON.stringify(row) + '\n'
+        }
+        appendFileSync(path.join(this.root, DELTA_FILE), asciiJson(lines))
+        this.deltaRows += this.changed.size
+        this.changed.clear()
+        this.dirty = false
+        return
+      }
       mkdirSync(this.root, { recursive: true })
       const rows = [...this.rows.values()]
       const paths: string[] = []
       for (const row of rows) {
         paths.push(`${row[0]}/${RECORD_FILE}`)
-        for (let i = HEAD + 4; i < row.length; i += STEP_CELLS) {
+        for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
           const outs = row[i]
           if (Array.isArray(outs)) for (let j = 0; j < outs.length; j += 5) paths.push(`${row[0]}/${outs[j]}`)
         }
       }
-      const text = JSON.stringify({ v: INDEX_VERSION, record: RECORD_VERSION, entries: rows, paths: paths.join('\n'), pathCount: paths.length })
+      const pathsId = randomBytes(6).toString('hex')
+      writeFileAtomic(path.join(this.root, PATHS_FILE), `${pathsId} ${paths.length}\n${paths.join('\n')}`, { fsync: false })
+      const text = JSON.stringify({ v: INDEX_VERSION, record: RECORD_VERSION, entries: rows, pathsId, pathCount: paths.length })
       writeFileAtomic(this.file, asciiJson(text), { fsync: false })
+      rmSync(path.join(this.root, DELTA_FILE), { force: true })
+      this.deltaRows = 0
+      this.changed.clear()
       this.dirty = false
     } catch {
       // a read-only workspace still plans, just without the shortcut
@@ -180,7 +254,7 @@ export class RecordIndex {
 
 function countOutputs(row: Row): number {
   let n = 0
-  for (let i = HEAD + 4; i < row.length; i += STEP_CELLS) {
+  for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
     const outs = row[i]
     if (Array.isArray(outs)) n += outs.length / 5
   }
@@ -195,9 +269,9 @@ export function asciiJson(text: string): string {
 /** A record as a row: what the plan and the status read of it (no fingerprints, times, session, builtHash). */
 export function encode(key: string, stamp: [number, number, number], rec: TargetRecord): Row {
   const plain = rec.id === key && key === `${rec.model}/${rec.dataset}/${rec.instance}`
-  const row: Row = [key, stamp[0], stamp[1], stamp[2], plain ? 0 : [rec.id, rec.model, rec.dataset, rec.instance]]
+  const row: Row = [key, stamp[0], stamp[1], stamp[2], plain ? 0 : [rec.id, rec.model, rec.dataset, rec.instance], 0]
   for (const [name, s] of Object.entries(rec.steps)) {
-    const { state, hash, attempts, outputs, fingerprint: _f, startedAt: _s, endedAt: _e, session: _n, builtHash: _b, ...rest } = s
+    const { state, hash, attempts, exitCode, durationMs, outputs, fingerprint: _f, startedAt: _s, endedAt: _e, session: _n, builtHash: _b, ...rest } = s
     if (state !== 'running') delete rest.host
     if (rest.signal === null) delete rest.signal
     if (rest.metrics && Object.keys(rest.metrics).length === 0) delete rest.metrics
@@ -206,7 +280,7 @@ export function encode(key: string, stamp: [number, number, number], rec: Target
       outs = []
       for (const [f, o] of Object.entries(outputs)) outs.push(f, o.sha256, o.size, o.mtimeMs, o.ino)
     }
-    row.push(name, state, hash, attempts, outs, Object.keys(rest).length ? rest : 0)
+    row.push(name, state, hash, attempts, exitCode === undefined ? false : exitCode, durationMs === undefined ? false : durationMs, outs, Object.keys(rest).length ? rest : 0)
   }
   return row
 }
@@ -231,8 +305,8 @@ export function decode(row: Row): TargetRecord | undefined {
   if ((row.length - HEAD) % STEP_CELLS !== 0) return undefined
   const steps: Record<string, StepRecord> = {}
   for (let i = HEAD; i < row.length; i += STEP_CELLS) {
-    const outs = row[i + 4]
-    const rest = row[i + 5] as object | 0
+    const outs = row[i + OUTS]
+    const rest = row[i + 7] as object | 0
     let outputs: Record<string, OutputStamp> | undefined
     if (Array.isArray(outs)) {
       outputs = {}
@@ -241,10 +315,10 @@ export function decode(row: Row): TargetRecord | undefined {
     const state = row[i + 1] as StepRecord['state']
     const hash = row[i + 2] as string
     const attempts = row[i + 3] as number
-    // object literals (not properties added one by one, never a delete): three times faster
-    const s: StepRecord = outputs
-      ? rest ? { state, hash, attempts, outputs, ...rest } : { state, hash, attempts, outputs }
-      : rest ? { state, hash, attempts, ...rest } : { state, hash, attempts }
+    const exitCode = row[i + 4] === false ? undefined : (row[i + 4] as number | null)
+    const durationMs = row[i + 5] === false ? undefined : (row[i + 5] as number)
+    // object literals of one shape (not properties added one by one, never a delete): three times faster
+    const s: StepRecord = rest ? { state, hash, attempts, exitCode, durationMs, outputs, ...rest } : { state, hash, attempts, exitCode, durationMs, outputs }
     steps[row[i] as string] = s
   }
   return { version: RECORD_VERSION, id, model, dataset, instance, steps }

@@ -3,11 +3,19 @@
 // on the second core they cost the plan nothing. The main thread reads each result from shared
 // memory as it needs it, waiting (Atomics.wait) only if the worker has not got there yet.
 //
+// The list is targets/.velora-index.paths, written with the record index: a first line
+// "<id> <count>" (the id ties it to the index file that lists the same rows), then one path per
+// line, relative to targets/. For `velora build` and `velora status` the worker is started by
+// bin/velora.js before the CLI has even loaded (startEarlyPrefetch); the plan takes it over when
+// it is for the same targets folder and the same index (takeEarlyPrefetch).
+//
 // Each result is used at most once, and only for the plan that asked for it: a file stat'ed
 // again later (the re-plan after a build) is stat'ed afresh. When the worker cannot start, fails
 // or stalls, get() answers "unknown" and the caller stats the file itself: never a wrong answer,
 // only a slower one.
-import { Worker } from 'node:worker_threads'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 
 export interface Stamp {
   mtimeMs: number
@@ -15,18 +23,38 @@ export interface Stamp {
   ino: number
 }
 
+export const PATHS_FILE = '.velora-index.paths'
+
 // The worker: CommonJS, evaluated from this string (so it lives inside dist/velora.mjs too).
-// Cell 0 of ctl counts the files done, cell 1 is 1 when finished and 2 when the worker failed.
-// Per file three numbers: mtimeMs, size, ino; mtimeMs NaN: missing or not a file; -1: an error
-// other than "missing" (the caller stats it and sees the error itself).
+// Results: an Int32 pair (files done; 1 finished, 2 failed), then per file three float64:
+// mtimeMs, size, ino; mtimeMs NaN: missing or not a file; -1: an error other than "missing"
+// (the caller stats it and sees the error itself). Given a buffer (sab) and the id and count it
+// expects, the worker fills it; given none, it makes one and posts {id, count, sab} on port,
+// then sets ready[0] (the early start, when nobody knows the count yet).
 const WORKER = `
 const { workerData } = require('node:worker_threads')
-const { statSync } = require('node:fs')
-const ctl = new Int32Array(workerData.sab, 0, 2)
-const out = new Float64Array(workerData.sab, 8)
-try {
-  const { prefix, paths } = workerData
-  const list = paths.split('\\n')
+const { readFileSync, statSync } = require('node:fs')
+const { file, prefix, port, ready } = workerData
+let sab = workerData.sab, ctl, out
+const fail = () => { if (ctl) { Atomics.store(ctl, 1, 2); Atomics.notify(ctl, 0) } }
+;(() => { try {
+  let text = ''
+  try { text = readFileSync(file, 'utf8') } catch {}
+  const nl = text.indexOf('\\n')
+  const [id, countText] = (nl < 0 ? '' : text.slice(0, nl)).split(' ')
+  const count = Number(countText)
+  if (!sab) {
+    if (!id || !Number.isInteger(count)) { port.postMessage(null); Atomics.store(ready, 0, 1); Atomics.notify(ready, 0); return }
+    sab = new SharedArrayBuffer(8 + count * 24)
+    port.postMessage({ id, count, sab })
+    Atomics.store(ready, 0, 1)
+    Atomics.notify(ready, 0)
+  }
+  ctl = new Int32Array(sab, 0, 2)
+  out = new Float64Array(sab, 8)
+  if (workerData.id !== undefined && (id !== workerData.id || count !== out.length / 3)) throw new Error('not the list expected')
+  const list = text.slice(nl + 1).split('\\n')
+  if (list.length !== count) throw new Error('cut short')
   for (let i = 0; i < list.length; i++) {
     let st
     try {
@@ -47,35 +75,67 @@ try {
   }
   Atomics.store(ctl, 0, list.length)
   Atomics.store(ctl, 1, 1)
+  Atomics.notify(ctl, 0)
 } catch {
-  Atomics.store(ctl, 1, 2)
-}
-Atomics.notify(ctl, 0)
+  fail()
+} })()
 `
 
 /** No progress for this long: the worker is taken to be stuck, and files are stat'ed directly. */
 const STALL_MS = 5000
 const USED = -2
 
+/** How a folder's files are named for stat: relative to the cwd when under it (a shorter path walk). */
+export function statPrefix(dir: string): string {
+  const cwd = process.cwd()
+  if (dir === cwd) return ''
+  if (dir.startsWith(cwd + '/')) return dir.slice(cwd.length + 1) + '/'
+  return dir + '/'
+}
+
+function startWorker(workerData: Record<string, unknown>, transferList: MessagePort[] = []): Worker | undefined {
+  try {
+    const w = new Worker(WORKER, { eval: true, workerData, transferList, stdout: false, stderr: false })
+    w.unref()
+    w.on('error', () => {})
+    return w
+  } catch {
+    return undefined
+  }
+}
+
 export class StatPrefetch {
   private readonly ctl: Int32Array
   private readonly out: Float64Array
   private ok = true
 
-  /** paths: count paths, one per line, each under the folder prefix (relative to the cwd, or absolute; ends in /). */
-  constructor(prefix: string, paths: string, count: number) {
-    const sab = new SharedArrayBuffer(8 + count * 24)
+  private constructor(sab: SharedArrayBuffer, worker: Worker | undefined) {
     this.ctl = new Int32Array(sab, 0, 2)
     this.out = new Float64Array(sab, 8)
-    try {
-      const w = new Worker(WORKER, { eval: true, workerData: { sab, prefix, paths }, stdout: false, stderr: false })
-      w.unref()
-      w.on('error', () => {
-        this.ok = false
-      })
-    } catch {
-      this.ok = false
+    if (!worker) this.ok = false
+  }
+
+  /** Stat the count files listed in targetsDir's paths file with this id, from now on. */
+  static start(targetsDir: string, id: string, count: number): StatPrefetch {
+    const sab = new SharedArrayBuffer(8 + count * 24)
+    const worker = startWorker({ file: path.join(targetsDir, PATHS_FILE), prefix: statPrefix(targetsDir), sab, id })
+    return new StatPrefetch(sab, worker)
+  }
+
+  /** The early prefetch for targetsDir, if one was started (startEarlyPrefetch) for this very list. */
+  static adopt(targetsDir: string, id: string, count: number): StatPrefetch | undefined {
+    const early = (globalThis as { [EARLY]?: Early })[EARLY]
+    if (!early || early.targetsDir !== targetsDir) return undefined
+    ;(globalThis as { [EARLY]?: Early })[EARLY] = undefined
+    // the worker posts its list's id and count at once, before any stat (a few ms after it starts)
+    if (Atomics.wait(early.ready, 0, 0, STALL_MS) === 'timed-out') return undefined
+    const msg = receiveMessageOnPort(early.port)?.message as { id: string; count: number; sab: SharedArrayBuffer } | null | undefined
+    early.port.close()
+    if (!msg || msg.id !== id || msg.count !== count) {
+      void early.worker.terminate()
+      return undefined
     }
+    return new StatPrefetch(msg.sab, early.worker)
   }
 
   /**
@@ -106,4 +166,45 @@ export class StatPrefetch {
     this.ok = false
     return null
   }
+}
+
+const EARLY = Symbol.for('velora.earlyPrefetch')
+interface Early {
+  targetsDir: string
+  port: MessagePort
+  ready: Int32Array
+  worker: Worker
+}
+
+/**
+ * Called by bin/velora.js before it loads the CLI: for `build` and `status` in a workspace with
+ * the default targets folder (config found as the CLI finds it, no --config), start stat'ing
+ * what the last plan stat'ed. Costs one worker start; wasted only if the plan cannot use it.
+ */
+export function startEarlyPrefetch(argv: string[], configNames: string[]): void {
+  try {
+    if (argv[0] !== 'build' && argv[0] !== 'status') return
+    // not with --config (another folder maybe) or patterns (a part of the targets): the plan
+    // would not use it
+    const takesValue = new Set(['-j', '--jobs', '--force', '--executor'])
+    for (let i = 1; i < argv.length; i++) {
+      const a = argv[i]
+      if (a === '--config' || a.startsWith('--config=') || a === '--help' || a === '-h' || !a.startsWith('-')) return
+      if (takesValue.has(a)) i++
+    }
+    let dir = process.cwd()
+    for (;;) {
+      if (configNames.some((n) => existsSync(path.join(dir, n)))) break
+      const up = path.dirname(dir)
+      if (up === dir) return
+      dir = up
+    }
+    const targetsDir = path.join(dir, 'targets')
+    if (!existsSync(path.join(targetsDir, PATHS_FILE))) return
+    const { port1, port2 } = new MessageChannel()
+    const ready = new Int32Array(new SharedArrayBuffer(4))
+    const worker = startWorker({ file: path.join(targetsDir, PATHS_FILE), prefix: statPrefix(targetsDir), port: port2, ready }, [port2])
+    if (!worker) return
+    ;(globalThis as { [EARLY]?: Early })[EARLY] = { targetsDir, port: port1, ready, worker }
+  } catch {}
 }

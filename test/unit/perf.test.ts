@@ -1,12 +1,12 @@
 // The speed shortcuts must not change answers: the memoised plan hasher gives fingerprintHash's
 // values, canonicalJson the text of a key-sorted copy, and the record index never disagrees with target.json.
-import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { fingerprintHash, planHasher, type Fingerprint } from '../../src/plan/fingerprint.js'
-import { RecordIndex, INDEX_FILE, decode, encode } from '../../src/store/record-index.js'
-import { StatPrefetch } from '../../src/store/stat-prefetch.js'
+import { RecordIndex, INDEX_FILE, DELTA_FILE, decode, encode } from '../../src/store/record-index.js'
+import { PATHS_FILE, StatPrefetch } from '../../src/store/stat-prefetch.js'
 import { RECORD_FILE, RECORD_VERSION, type TargetRecord } from '../../src/store/record.js'
 import { canonicalJson } from '../../src/util.js'
 
@@ -105,7 +105,7 @@ describe('RecordIndex rows', () => {
         eval: { state: 'failed', hash: 'h2', attempts: 1, exitCode: 3, error: 'boom é', metrics: { cost: 0.5 } },
       },
     })
-    expect(decode(['a/b/c', 1, 2, 3, 0, 'infer'])).toBeUndefined() // a row cut short
+    expect(decode(['a/b/c', 1, 2, 3, 0, 0, 'infer'])).toBeUndefined() // a row cut short
   })
 
   it('writes the index as ASCII and reads it back through the stat prefetch, which sees a changed output', async () => {
@@ -150,7 +150,8 @@ describe('StatPrefetch', () => {
     try {
       writeFileSync(path.join(root, 'f'), 'abc')
       mkdirSync(path.join(root, 'sub'))
-      const p = new StatPrefetch(root + '/', ['f', 'missing', 'sub', 'f'].join('\n'), 4)
+      writeFileSync(path.join(root, PATHS_FILE), 'abc 4\n' + ['f', 'missing', 'sub', 'f'].join('\n'))
+      const p = StatPrefetch.start(root, 'abc', 4)
       const st = statSync(path.join(root, 'f'))
       expect(p.get(0)).toEqual({ mtimeMs: st.mtimeMs, size: 3, ino: st.ino })
       expect(p.get(1)).toBeUndefined()
@@ -159,6 +160,53 @@ describe('StatPrefetch', () => {
       expect(p.get(4)).toBeNull() // out of range
       p.stop()
       expect(p.get(3)).toBeNull()
+      // a list that is not the one the index expects (another id or count) gives no answers
+      expect(StatPrefetch.start(root, 'other', 4).get(0)).toBeNull()
+      expect(StatPrefetch.start(root, 'abc', 5).get(0)).toBeNull()
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('RecordIndex delta', () => {
+  it('appends a few re-indexed rows to the delta, reads them back, and merges when the delta grows past a tenth', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'velora-delta-'))
+    try {
+      const old = new Date(Date.now() - 10_000)
+      const write = (i: number, attempts: number) => {
+        const dir = path.join(root, `m/d/t${i}`)
+        mkdirSync(dir, { recursive: true })
+        writeFileSync(path.join(dir, RECORD_FILE), JSON.stringify({ version: RECORD_VERSION, id: `m/d/t${i}`, model: 'm', dataset: 'd', instance: `t${i}`, steps: { infer: { state: 'built', hash: 'h', attempts } } }))
+        utimesSync(path.join(dir, RECORD_FILE), old, old)
+        old.setTime(old.getTime() + 1) // a new mtime each time: the stamp changes
+        return dir
+      }
+      const dirs = Array.from({ length: 30 }, (_, i) => write(i, 1))
+      const a = new RecordIndex(root)
+      for (const d of dirs) a.read(d)
+      a.save()
+      const main = readFileSync(path.join(root, INDEX_FILE), 'utf8')
+      write(3, 2)
+      const b = new RecordIndex(root)
+      for (const d of dirs) b.read(d)
+      b.save()
+      expect(readFileSync(path.join(root, INDEX_FILE), 'utf8')).toBe(main) // untouched
+      expect(readFileSync(path.join(root, DELTA_FILE), 'utf8').trim().split('\n')).toHaveLength(1)
+      const c = new RecordIndex(root)
+      const r = c.read(dirs[3])
+      expect(r.ok && r.record.steps.infer.attempts).toBe(2)
+      c.save() // nothing changed: nothing written
+      expect(readFileSync(path.join(root, DELTA_FILE), 'utf8').trim().split('\n')).toHaveLength(1)
+      for (const i of [4, 5, 6]) write(i, 3)
+      const d = new RecordIndex(root)
+      for (const dd of dirs) d.read(dd)
+      d.save() // 1 + 3 delta rows > 30 / 10: merged into a new index
+      expect(existsSync(path.join(root, DELTA_FILE))).toBe(false)
+      const e = new RecordIndex(root)
+      expect(dirs.map((dd) => { const x = e.read(dd); return x.ok && x.record.steps.infer.attempts })).toEqual(dirs.map((_, i) => (i === 3 ? 2 : [4, 5, 6].includes(i) ? 3 : 1)))
+      appendFileSync(path.join(root, DELTA_FILE), '["m/d/t1", 1, 2') // a line cut short by a crash is skipped
+      expect(new RecordIndex(root).read(dirs[1]).ok).toBe(true)
     } finally {
       rmSync(root, { recursive: true, force: true })
     }

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { absDir, planTarget, type PlanContext } from '../../src/plan/plan.js'
 import { formatReason } from '../../src/plan/reasons.js'
 import { summarize } from '../../src/plan/fingerprint.js'
+import * as fingerprintModule from '../../src/plan/fingerprint.js'
 import { RECORD_VERSION, type TargetRecord } from '../../src/store/record.js'
 import { sha256 } from '../../src/util.js'
 import type { Graph } from '../../src/graph/graph.js'
@@ -205,5 +206,62 @@ describe('planner scenarios', () => {
     const ts = planTarget(ctx, graph.targets[0])
     expect(ts.steps.a.state).toBe('failed')
     expect(ts.steps.b.state).toBe('built')
+  })
+})
+
+/** FakeFS with the record index's plan memo: one per record, gone when the record changes. */
+class MemoFS extends FakeFS {
+  memos = new Map<string, { instance: string; key: string; steps: number }>()
+  setRecord(dir: string, rec: TargetRecord) {
+    this.memos.delete(dir)
+    super.setRecord(dir, rec)
+  }
+  memo(dir: string) {
+    return this.memos.get(dir)
+  }
+  setMemo(dir: string, instance: string, key: string, steps: number) {
+    this.memos.set(dir, { instance, key, steps })
+  }
+}
+
+describe('plan memo', () => {
+  function memoSetup() {
+    const config = fakeConfig()
+    const graph = fakeGraph(config, ['a', 'b'])
+    const fs = new MemoFS()
+    let hashed = 0
+    const ctx = ctxOf(config, fs)
+    const counting = (c: PlanContext): PlanContext => {
+      const { planHasher } = fingerprintModule
+      const h = planHasher()
+      return { ...c, hasher: (fp) => (hashed++, h(fp)) }
+    }
+    return { config, graph, fs, ctx, counting, hashed: () => hashed }
+  }
+
+  it('a second plan of unchanged records hashes no fingerprint, and gives the same answer', () => {
+    const { graph, fs, ctx, counting, hashed } = memoSetup()
+    buildAll(ctx, graph, fs)
+    const first = graph.targets.map((t) => planTarget(counting(ctx), t))
+    const afterFirst = hashed()
+    expect(afterFirst).toBe(8) // 4 targets × 2 steps: the memos were set by this plan
+    const second = graph.targets.map((t) => planTarget(counting(ctx), t))
+    expect(hashed()).toBe(afterFirst) // nothing hashed again
+    expect(second.map((s) => Object.values(s.steps).map((x) => [x.hash, x.state, x.upToDate]))).toEqual(first.map((s) => Object.values(s.steps).map((x) => [x.hash, x.state, x.upToDate])))
+    expect(second[0].steps.infer.fingerprint).toEqual(first[0].steps.infer.fingerprint) // made on demand
+  })
+
+  it('a params change, an instance change or a changed record hashes again and explains', () => {
+    const { config, graph, fs, ctx, counting, hashed } = memoSetup()
+    buildAll(ctx, graph, fs)
+    graph.targets.forEach((t) => planTarget(counting(ctx), t))
+    const base = hashed()
+    config.models.opus.params = { temperature: 0.5 }
+    const c2 = { ...ctx, modelKeys: undefined }
+    expect(reasonsOf(counting(c2), graph, 'opus/lite/a', 'infer')).toEqual(['model opus params changed: temperature 0 -> 0.5'])
+    expect(hashed()).toBeGreaterThan(base)
+    const t = graph.byId.get('gpt/lite/b')!
+    t.instance = { ...t.instance, hash: 'f'.repeat(64) }
+    expect(reasonsOf(counting({ ...ctx, modelKeys: undefined }), graph, 'gpt/lite/b', 'infer')).toEqual(['instance record changed'])
   })
 })
