@@ -1,6 +1,7 @@
 // `velora build` as a library call: plan the selected targets, then run the stale steps
 // through the scheduler and an executor, committing each success atomically. Emits events.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs'
+import { writeFileAtomic } from '../store/atomic.js'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedConfig, ResolvedStep } from '../config/types.js'
@@ -284,7 +285,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // the step's empty output folder, <target>/.velora-tmp/<run>, with the instance file next
       // to it; made first, so that a velora stopped from here on leaves a run for recoverTarget
       const outDir = path.join(dir, TMP_DIR, `${step.name}.${session.id}.${attempt}.${randomBytes(4).toString('hex')}`)
-      const instanceFile = outDir + INSTANCE_SUFFIX
+      // the instance record, one read-only file per content, shared by the target's steps
+      const instanceFile = path.join(dir, TMP_DIR, t.instance.hash.slice(0, 16) + INSTANCE_SUFFIX)
       try {
         try {
           mkdirSync(outDir)
@@ -303,7 +305,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         return fail(`cannot write ${t.dir}/target.json: ${(e as Error).message}`)
       }
       try {
-        writeFileSync(instanceFile, JSON.stringify(t.instance.record))
+        if (!existsSync(instanceFile)) {
+          writeFileAtomic(instanceFile, JSON.stringify(t.instance.record), { fsync: false })
+          chmodSync(instanceFile, 0o444)
+        }
       } catch (e) {
         return finishFailed(rec, step, attempt, startedAt, { error: `cannot prepare ${path.relative(config.workspace, outDir)}: ${(e as Error).message}` })
       }
@@ -464,6 +469,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     session.save()
   } catch {}
   record({ type: 'session-finished', time: Date.now(), exitCode, interrupted, counts })
+  session.close()
   mark('session saved')
   writeSessionReport({ config, dir: session.dir, info: session.info, status }) // report.html (+ report-data.json); never throws
   mark('report written')

@@ -95,11 +95,8 @@ export function moveOutputs(outDir: string, targetDir: string, outputs: string[]
   fsyncDirLater(targetDir)
 }
 
-/** Remove a step's run folder (emptied by the commit) and its instance file: two calls, rmSync when anything else is there. */
+/** Remove a step's run folder (emptied by the commit): one call, rmSync when anything else is there. */
 export function removeRunDir(runDir: string): void {
-  try {
-    unlinkSync(runDir + INSTANCE_SUFFIX)
-  } catch {}
   try {
     rmdirSync(runDir)
   } catch {
@@ -109,9 +106,10 @@ export function removeRunDir(runDir: string): void {
 
 /**
  * Where a step runs, inside its target folder: <target>/.velora-tmp/<run> is its output folder
- * (VELORA_OUT_DIR), <target>/.velora-tmp/<run>.instance.json its VELORA_INSTANCE. The folder
- * .velora-tmp is left in place, empty, between steps (creating and removing it for every step
- * was a tenth of a trivial step's cost).
+ * (VELORA_OUT_DIR), <target>/.velora-tmp/<16 hex of the record's hash>.instance.json its
+ * VELORA_INSTANCE (read-only, shared by the target's steps). The folder and the instance file
+ * stay between steps (creating and removing them for every step was a tenth of a trivial
+ * step's cost).
  */
 export const TMP_DIR = '.velora-tmp'
 export const INSTANCE_SUFFIX = '.instance.json'
@@ -132,7 +130,8 @@ export function recoverTarget(targetDir: string): string[] {
   const tmp = path.join(targetDir, TMP_DIR)
   let runs: string[] = []
   try {
-    runs = readdirSync(tmp)
+    // (the instance files there are kept for the target's next steps: not runs)
+    runs = readdirSync(tmp).filter((r) => !r.endsWith(INSTANCE_SUFFIX))
   } catch {}
   const rolled: string[] = []
   if (runs.length) {
@@ -152,7 +151,6 @@ export function recoverTarget(targetDir: string): string[] {
         if (sameStamp(lstatSync(dst, { throwIfNoEntry: false }), stamp)) continue
         let found = false
         for (const run of runs) {
-          if (run.endsWith(INSTANCE_SUFFIX)) continue
           for (const src of [path.join(tmp, run, f), path.join(tmp, run, 'out', f)]) {
             let st
             try {

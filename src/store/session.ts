@@ -1,6 +1,6 @@
 // Sessions: one folder per `velora build` (sessions/session_YYYYMMDD_HHMMSS), holding
 // session.json (argv, times, counts, per-target results) and events.jsonl (the timeline).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import type { BuildEvent } from '../report/events.js'
 import { writeFileAtomic } from './atomic.js'
@@ -62,10 +62,23 @@ export class Session {
     writeFileAtomic(path.join(this.dir, 'session.json'), JSON.stringify(this.info, null, 1) + '\n', { fsync: false })
   }
 
+  private eventsFd?: number
+
+  /** Append an event to events.jsonl (kept open: two events a step). */
   event(e: BuildEvent) {
     try {
-      appendFileSync(path.join(this.dir, 'events.jsonl'), JSON.stringify(e) + '\n')
+      this.eventsFd ??= openSync(path.join(this.dir, 'events.jsonl'), 'a')
+      writeSync(this.eventsFd, JSON.stringify(e) + '\n')
     } catch {}
+  }
+
+  /** Done with events.jsonl. */
+  close() {
+    if (this.eventsFd === undefined) return
+    try {
+      closeSync(this.eventsFd)
+    } catch {}
+    this.eventsFd = undefined
   }
 }
 
