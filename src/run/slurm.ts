@@ -1,6 +1,6 @@
 // The Slurm executor: each step is one sbatch job; one squeue call per poll interval tracks
 // every job of the session; interrupt is one scancel; a controller outage is ridden out (bounded).
-import { appendFileSync, readFileSync, readdirSync } from 'node:fs'
+import { appendFileSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { ResolvedConfig } from '../config/types.js'
@@ -271,6 +271,7 @@ export class SlurmExecutor implements Executor {
 
   private finish(t: Tracked, v: Verdict, logLine?: string) {
     if (!this.tracked.delete(t.id)) return
+    rmSync(t.exitFile, { force: true })
     const now = Date.now()
     if (!v.interrupted) this.markStarted(t, now)
     const line = logLine ?? (v.timedOut ? `timed out after ${formatDuration(t.job.timeoutMs ?? 0)} (Slurm job ${t.id})` : v.error)
@@ -358,8 +359,9 @@ export class SlurmExecutor implements Executor {
 }
 
 function exitFileOf(job: StepJob): string {
-  // next to the out folder, not in it: never mistaken for an output
-  return path.join(path.dirname(job.outDir), 'slurm-exit')
+  // next to the out folder, not in it: never mistaken for an output; one per run (removed when
+  // the job is decided: a file left by a velora that stopped is removed by recoverTarget)
+  return job.outDir + '.slurm-exit'
 }
 
 function appendLog(file: string, text: string) {
