@@ -1,0 +1,102 @@
+// The speed shortcuts of a no-op (the record index with its plan memo and stat list, the stat
+// worker, the glob dataset cache) must never hide a change: each change below is made after
+// the shortcuts are in place, and the plan must name it and rebuild exactly what it touches.
+// (Records and dataset files written in the last 2 s are never cached: the tests wait that out.)
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { calls, resetCalls, tempWorkspaces, velora } from '../helpers.js'
+
+const workspace = tempWorkspaces(afterAll)
+const settle = () => new Promise((r) => setTimeout(r, 2100))
+// the stat worker starts from 2,000 targets; here from any number
+const FAST = { VELORA_PREFETCH_MIN: '0' }
+
+function planned(ws: string): string[] {
+  const r = velora(ws, ['build', '--dry-run', '--explain'], FAST)
+  expect(r.code, r.stderr).toBe(0)
+  return r.stdout.split('\n').filter((l) => /^\S+\/\S+\/\S+ \w+: /.test(l)).sort()
+}
+
+describe('the record index, its plan memo and the stat worker', () => {
+  it('see an output modified in place or deleted, a params change and an input change', async () => {
+    const ws = workspace({ instances: [1, 2, 3].map((i) => ({ instance_id: `p-${i}` })) })
+    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    await settle()
+    expect(velora(ws, ['build'], FAST).stdout).toContain('everything is up to date (6 targets)') // indexes, memos, stat list
+    expect(existsSync(path.join(ws, 'targets/.velora-index.paths'))).toBe(true)
+    const index = JSON.parse(readFileSync(path.join(ws, 'targets/.velora-index.json'), 'latin1'))
+    expect(index.entries.every((row: unknown[]) => Array.isArray(row[5]))).toBe(true) // every row has its memo
+    const traced = velora(ws, ['build'], { ...FAST, VELORA_TRACE: '1' })
+    expect(traced.stdout).toContain('everything is up to date (6 targets)')
+    expect(traced.stderr).toContain('stats: the worker started by bin/velora.js (18 files)') // 6 records, 12 outputs
+
+    appendFileSync(path.join(ws, 'targets/opus/lite/p-1/output.jsonl'), 'edited\n')
+    rmSync(path.join(ws, 'targets/gpt/lite/p-2/eval_output.jsonl'))
+    expect(planned(ws)).toEqual([
+      'gpt/lite/p-2 eval: output eval_output.jsonl was deleted',
+      'opus/lite/p-1 eval: needs infer, which will rerun',
+      'opus/lite/p-1 infer: output output.jsonl was modified',
+    ])
+
+    const cfg = path.join(ws, 'sessions.config.ts')
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('gpt: { params: {"temperature":0} }', 'gpt: { params: {"temperature":0.5} }'))
+    const gpt = planned(ws).filter((l) => l.startsWith('gpt/'))
+    expect(gpt.filter((l) => l.includes('infer: model gpt params changed: temperature 0 -> 0.5'))).toHaveLength(3)
+    expect(gpt).toHaveLength(6)
+
+    appendFileSync(path.join(ws, 'agent.mjs'), '\n// changed\n')
+    const now = planned(ws)
+    expect(now.filter((l) => / infer: .*input agent\.mjs changed/.test(l))).toHaveLength(6)
+
+    resetCalls(ws)
+    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    // every infer reruns (its input changed); gpt's evals too (params); opus's evals do not:
+    // their infer wrote what it wrote before (early cutoff), even p-1's, edited by hand
+    expect(calls(ws).filter((c) => c.endsWith('infer 1'))).toHaveLength(6)
+    expect(calls(ws).filter((c) => c.endsWith('eval 1')).sort()).toEqual(['gpt p-1 eval 1', 'gpt p-2 eval 1', 'gpt p-3 eval 1'])
+    await settle()
+    expect(velora(ws, ['build'], FAST).stdout).toContain('everything is up to date (6 targets)')
+    expect(velora(ws, ['build'], FAST).stdout).toContain('everything is up to date (6 targets)')
+  }, 60_000)
+})
+
+describe('the glob dataset cache', () => {
+  it('reads a file again when it changes, sees files added and removed, and gives steps the current record', async () => {
+    const ws = workspace({ config: "datasets: { lite: { path: 'data/*.json' } }," })
+    // the default config names data.jsonl; this one globs data/*.json instead
+    const cfg = path.join(ws, 'sessions.config.ts')
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace("  datasets: { lite: { path: 'data.jsonl' } },\n", ''))
+    mkdirSync(path.join(ws, 'data'))
+    const put = (id: string, marker: string) => writeFileSync(path.join(ws, 'data', `${id}.json`), JSON.stringify({ instance_id: id, marker }) + '\n')
+    for (const id of ['a', 'b', 'c']) put(id, 'one')
+    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    await settle()
+    expect(velora(ws, ['build'], FAST).stdout).toContain('everything is up to date (6 targets)')
+    const cache = JSON.parse(readFileSync(path.join(ws, 'targets/.velora-datasets.json'), 'utf8'))
+    expect(Object.keys(cache.datasets.lite.files).sort()).toEqual(['data/a.json', 'data/b.json', 'data/c.json'])
+
+    put('b', 'two') // same size, new content and mtime
+    put('d', 'one')
+    rmSync(path.join(ws, 'data/c.json'))
+    expect(planned(ws)).toEqual([
+      'gpt/lite/b eval: instance record changed; needs infer, which will rerun',
+      'gpt/lite/b infer: instance record changed',
+      'gpt/lite/d eval: never built; needs infer, which will rerun',
+      'gpt/lite/d infer: never built',
+      'opus/lite/b eval: instance record changed; needs infer, which will rerun',
+      'opus/lite/b infer: instance record changed',
+      'opus/lite/d eval: never built; needs infer, which will rerun',
+      'opus/lite/d infer: never built',
+    ])
+    resetCalls(ws)
+    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    expect(calls(ws).sort()).toEqual(['gpt b eval 1', 'gpt b infer 1', 'gpt d eval 1', 'gpt d infer 1', 'opus b eval 1', 'opus b infer 1', 'opus d eval 1', 'opus d infer 1'])
+    // the step was given the record as it is now
+    const tmp = path.join(ws, 'targets/opus/lite/b/.velora-tmp')
+    const files = readdirSync(tmp).filter((f) => f.endsWith('.instance.json'))
+    expect(files.map((f) => JSON.parse(readFileSync(path.join(tmp, f), 'utf8')).marker)).toContain('two')
+    await settle()
+    expect(velora(ws, ['build'], FAST).stdout).toContain('everything is up to date (6 targets)')
+  }, 60_000)
+})
