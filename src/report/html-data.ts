@@ -61,6 +61,8 @@ export interface ReportInput {
   note?: string
 }
 
+const NOTHING_RAN: Record<string, string> = Object.freeze({}) as Record<string, string>
+
 export function buildReportData({ config, info, status, events, note }: ReportInput): ReportData {
   const steps = config.steps.map((s) => s.name)
   const metrics = Object.values(config.metrics).map((m) => ({ name: m.name, agg: m.agg, step: m.step }))
@@ -77,7 +79,7 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
   const byId = new Map<string, number>()
   let tails = 0
   for (const t of status.targets) {
-    const ran = info.targets[t.id] ?? {}
+    const ran: Record<string, string> = info.targets[t.id] ?? NOTHING_RAN
     const stepRows: StepRow[] = steps.map((name) => {
       const s = t.steps[name]
       if (!s) return null
@@ -86,8 +88,7 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
       if (s.jobId) row.push(`job ${s.jobId}${s.node ? ' on ' + s.node : ''}`)
       return row
     })
-    const ranSteps = Object.values(ran)
-    const state: CellState = t.state === 'built' ? (ranSteps.includes('built') ? 'built' : 'uptodate') : (t.state as CellState)
+    const state: CellState = t.state === 'built' ? (ran !== NOTHING_RAN && Object.values(ran).includes('built') ? 'built' : 'uptodate') : (t.state as CellState)
     const mi = idx(models, t.model)
     if (!modelStats[mi]) modelStats[mi] = { counts: zeroCounts(), metrics: {} }
     modelStats[mi].counts[state]++
@@ -95,6 +96,7 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
     byId.set(t.id, targets.length)
     targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_STATES.indexOf(state), stepRows, metrics.map((m) => t.metrics[m.name] ?? null)])
     const own: Failure[] = []
+    if (t.state === 'built') continue // nothing failed here (a built target's steps are all built)
     for (const [name, s] of Object.entries(t.steps)) {
       if (!['failed', 'timeout', 'interrupted', 'blocked'].includes(s.state)) continue
       // a blocked step is told with the failure that blocked it, not as one more failure

@@ -33,11 +33,12 @@ export function targetId(data: ReportData, row: ReportData['targets'][number]): 
   return `${data.models[row[0]]}/${data.datasets[row[1]]}/${row[2]}`
 }
 
-export function renderReport(data: ReportData, outFile: string): string {
+/** dataJson: JSON.stringify(data), when the caller has it already (1 MB at 20,000 targets). */
+export function renderReport(data: ReportData, outFile: string, dataJson?: string): string {
   const outDir = path.dirname(path.resolve(outFile))
   const s = data.session
   const base = path.relative(outDir, path.join(data.workspace, data.targetsDir)).split(path.sep).join('/')
-  const json = JSON.stringify({ ...data, logBase: base }).replace(/</g, '\\u003c')
+  const json = (dataJson ? `${dataJson.slice(0, -1)},"logBase":${JSON.stringify(base)}}` : JSON.stringify({ ...data, logBase: base })).replace(/</g, '\\u003c')
   const counts = Object.entries(s.counts ?? {}).map(([k, v]) => `<span class="chip o-${esc(k)}">${esc(k)} <b>${v}</b></span>`).join(' ')
   const total = data.targets.length
   const stateTotals = CELL_STATES.map((st) => [st, data.modelStats.reduce((a, m) => a + (m?.counts[st] ?? 0), 0)] as const).filter(([, n]) => n > 0)
@@ -123,9 +124,10 @@ export interface SessionReportInput {
 export function writeSessionReport(input: SessionReportInput): { file?: string; error?: string } {
   try {
     const data = buildReportData({ ...input, events: readEvents(input.dir) })
-    writeFileAtomic(path.join(input.dir, REPORT_DATA_FILE), JSON.stringify(data), { fsync: false })
+    const json = JSON.stringify(data)
+    writeFileAtomic(path.join(input.dir, REPORT_DATA_FILE), json, { fsync: false })
     const file = path.join(input.dir, REPORT_FILE)
-    writeFileAtomic(file, renderReport(data, file), { fsync: false })
+    writeFileAtomic(file, renderReport(data, file, json), { fsync: false })
     return { file }
   } catch (e) {
     return { error: (e as Error)?.message ?? String(e) }

@@ -43,17 +43,22 @@ export function targetMetrics(ts: TargetStatus): Record<string, unknown> {
 
 export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJson {
   const steps: Record<string, StepJson> = {}
-  for (const [name, s] of Object.entries(ts.steps)) {
+  for (const name in ts.steps) {
     if (stepFilter && !stepFilter.has(name)) continue
+    const s = ts.steps[name]
     const r = s.record
-    steps[name] = {
+    const j: StepJson = {
       state: s.state,
-      reasons: s.reasons.map(formatReason),
+      reasons: s.reasons.length ? s.reasons.map(formatReason) : [],
       attempts: r?.attempts ?? 0,
       exitCode: r?.exitCode ?? null,
       durationMs: r?.durationMs ?? null,
-      ...(r?.jobId ? { jobId: r.jobId, node: r.node } : {}),
     }
+    if (r?.jobId) {
+      j.jobId = r.jobId
+      j.node = r.node
+    }
+    steps[name] = j
   }
   const t = ts.target
   const state = stepFilter ? worstState(Object.values(steps).map((s) => s.state)) : ts.state
