@@ -26,7 +26,7 @@ import path from 'node:path'
 import { writeFileAtomic } from './atomic.js'
 import { randomBytes } from 'node:crypto'
 import { mark } from '../trace.js'
-import { PATHS_FILE, StatPrefetch, type Stamp } from './stat-prefetch.js'
+import { PATHS_FILE, StatPrefetch, dropEarlyPrefetch, prefetchMin, type Stamp } from './stat-prefetch.js'
 import { RECORD_FILE, RECORD_VERSION, parseRecord, type OutputStamp, type ReadResult, type StepRecord, type TargetRecord } from './record.js'
 
 export const INDEX_FILE = '.velora-index.json'
@@ -116,8 +116,8 @@ export class RecordIndex {
    * Start stat'ing every indexed target.json and recorded output on a worker thread, in index
    * order, for one plan of (about) every indexed target. Worth it from a few thousand targets.
    */
-  startPrefetch(minTargets = Number(process.env.VELORA_PREFETCH_MIN ?? 2000)): void {
-    if (this.prefetch || this.rows.size < minTargets || !this.paths) return
+  startPrefetch(minTargets = prefetchMin()): void {
+    if (this.prefetch || this.rows.size < minTargets || !this.paths) return dropEarlyPrefetch()
     const early = StatPrefetch.adopt(this.root, this.paths[0], this.paths[1])
     this.prefetch = early ?? StatPrefetch.start(this.root, this.paths[0], this.paths[1])
     mark(early ? `stats: the worker started by bin/velora.js (${this.paths[1]} files)` : `stats: a worker started now (${this.paths[1]} files)`)

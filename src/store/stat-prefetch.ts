@@ -13,7 +13,7 @@
 // again later (the re-plan after a build) is stat'ed afresh. When the worker cannot start, fails
 // or stalls, get() answers "unknown" and the caller stats the file itself: never a wrong answer,
 // only a slower one.
-import { existsSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import path from 'node:path'
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 
@@ -78,12 +78,33 @@ const fail = () => { if (ctl) { Atomics.store(ctl, 1, 2); Atomics.notify(ctl, 0)
   Atomics.notify(ctl, 0)
 } catch {
   fail()
+  // the early start: whoever waits for the list's id must not wait in vain
+  if (ready && Atomics.load(ready, 0) === 0) {
+    try { port.postMessage(null) } catch {}
+    Atomics.store(ready, 0, 1)
+    Atomics.notify(ready, 0)
+  }
 } })()
 `
 
 /** No progress for this long: the worker is taken to be stuck, and files are stat'ed directly. */
 const STALL_MS = 5000
 const USED = -2
+
+/** From how many targets (or listed files) a plan's stats go to a worker thread: VELORA_PREFETCH_MIN, default 2,000. */
+export function prefetchMin(): number {
+  const n = Number(process.env.VELORA_PREFETCH_MIN)
+  return Number.isFinite(n) && n >= 0 ? n : 2000
+}
+
+/** Stop the early worker, if one was started (the plan does not need it). */
+export function dropEarlyPrefetch(): void {
+  const early = (globalThis as { [EARLY]?: Early })[EARLY]
+  if (!early) return
+  ;(globalThis as { [EARLY]?: Early })[EARLY] = undefined
+  early.port.close()
+  void early.worker.terminate()
+}
 
 /** How a folder's files are named for stat: relative to the cwd when under it (a shorter path walk). */
 export function statPrefix(dir: string): string {
@@ -128,7 +149,10 @@ export class StatPrefetch {
     if (!early || early.targetsDir !== targetsDir) return undefined
     ;(globalThis as { [EARLY]?: Early })[EARLY] = undefined
     // the worker posts its list's id and count at once, before any stat (a few ms after it starts)
-    if (Atomics.wait(early.ready, 0, 0, STALL_MS) === 'timed-out') return undefined
+    if (Atomics.wait(early.ready, 0, 0, 2000) === 'timed-out') {
+      void early.worker.terminate()
+      return undefined
+    }
     const msg = receiveMessageOnPort(early.port)?.message as { id: string; count: number; sab: SharedArrayBuffer } | null | undefined
     early.port.close()
     if (!msg || msg.id !== id || msg.count !== count) {
@@ -200,7 +224,13 @@ export function startEarlyPrefetch(argv: string[], configNames: string[]): void 
       dir = up
     }
     const targetsDir = path.join(dir, 'targets')
-    if (!existsSync(path.join(targetsDir, PATHS_FILE))) return
+    // worth a thread from a few thousand files (the first line of the list says how many)
+    const fd = openSync(path.join(targetsDir, PATHS_FILE), 'r')
+    const head = Buffer.alloc(64)
+    const n = readSync(fd, head, 0, 64, 0)
+    closeSync(fd)
+    const count = Number(head.toString('latin1', 0, n).split('\n')[0].split(' ')[1])
+    if (!(count >= prefetchMin())) return
     const { port1, port2 } = new MessageChannel()
     const ready = new Int32Array(new SharedArrayBuffer(4))
     const worker = startWorker({ file: path.join(targetsDir, PATHS_FILE), prefix: statPrefix(targetsDir), port: port2, ready }, [port2])
