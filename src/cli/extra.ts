@@ -3,7 +3,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { Command, Option } from 'commander'
-import type { ResolvedConfig } from '../config/types.js'
 import { UserError } from '../errors.js'
 import { closeNeeds, select } from '../graph/patterns.js'
 import { scaffold } from '../init/init.js'

@@ -1,6 +1,5 @@
-// Finds sessions.config.ts by walking up from the cwd (like git) and loads it with jiti,
+// Loads the config found by findConfig (./find.ts) with jiti,
 // a real TypeScript loader; `import { defineConfig } from 'velora'` resolves to this package.
-import { existsSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -10,31 +9,8 @@ import { SELF_MODULE } from '../self.js'
 import { validateConfig } from './schema.js'
 import type { ResolvedConfig } from './types.js'
 
-import { CONFIG_NAMES } from './names.js'
-export { CONFIG_NAMES }
-
-export function findConfig(cwd: string, explicit?: string): string {
-  if (explicit) {
-    const f = path.resolve(cwd, explicit)
-    if (!existsSync(f) || !statSync(f).isFile()) throw new UserError(`config file not found: ${f}`, {}, 'check the --config path')
-    return f
-  }
-  let dir = path.resolve(cwd)
-  for (;;) {
-    for (const n of CONFIG_NAMES) {
-      const f = path.join(dir, n)
-      if (existsSync(f)) return f
-    }
-    const up = path.dirname(dir)
-    if (up === dir) break
-    dir = up
-  }
-  throw new UserError(
-    `no sessions.config.ts found in ${path.resolve(cwd)} or any parent folder`,
-    {},
-    'run velora inside a workspace, pass --config FILE, or create one with `velora init`',
-  )
-}
+import { CONFIG_NAMES, findConfig } from './find.js'
+export { CONFIG_NAMES, findConfig }
 
 /** Load and validate the config; every problem is a UserError naming the file. */
 export async function loadConfig(opts: { cwd?: string; configFile?: string } = {}): Promise<ResolvedConfig> {

@@ -2,7 +2,7 @@
 // and refuses to touch a folder that already has a config (or any of the files it would write).
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { CONFIG_NAMES } from '../config/load.js'
+import { CONFIG_NAMES } from '../config/find.js'
 import { UserError } from '../errors.js'
 import { FILES } from './templates.js'
 

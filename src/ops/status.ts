@@ -2,7 +2,7 @@
 import { select } from '../graph/patterns.js'
 import { hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
 import { planTarget, type TargetStatus } from '../plan/plan.js'
-import { modelCounts, statusJson, targetJson, targetMetrics, type StatusJson } from '../report/json.js'
+import { modelCounts, statusJson, targetMetrics, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
 import { openForPlan, type Workspace, type WorkspaceOptions } from '../workspace.js'

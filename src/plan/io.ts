@@ -5,6 +5,7 @@ import path from 'node:path'
 import fg from 'fast-glob'
 import { readRecord } from '../store/record.js'
 import { RecordIndex } from '../store/record-index.js'
+import { statPath } from '../store/stat-prefetch.js'
 import { lockAlive } from '../store/lock.js'
 import type { ResolvedConfig } from '../config/types.js'
 import type { FileStat, PlanIO } from './plan.js'
@@ -57,16 +58,10 @@ export interface IndexedIO extends PlanIO {
 
 export function indexedIO(config: ResolvedConfig): IndexedIO {
   const index = new RecordIndex(path.join(config.workspace, config.targetsDir))
-  // outputs are stat'ed by their path relative to the cwd when under it: the kernel walks
-  // "targets/m/d/i/out" rather than the whole absolute path (a tenth faster at 20,000 targets)
-  const cwd = process.cwd() + '/'
-  const direct = config.workspace === process.cwd() || config.workspace.startsWith(cwd)
-    ? (file: string) => statFile(file.startsWith(cwd) ? file.slice(cwd.length) : file)
-    : statFile
   const stat = (file: string) => {
     const slash = file.lastIndexOf('/')
     const st = index.prefetchedOutput(file.slice(0, slash), file.slice(slash + 1))
-    return st === null ? direct(file) : st
+    return st === null ? statFile(statPath(file)) : st
   }
   return {
     ...diskIO,

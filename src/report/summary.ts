@@ -1,6 +1,6 @@
 // The end-of-build summary: a table per model (built, cached, failed, timeout,
 // interrupted, total, metrics), then each failed target with its exit code, log and tail.
-import { existsSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs'
+import { existsSync, statSync, openSync, readSync, closeSync } from 'node:fs'
 import path from 'node:path'
 import type { ChalkInstance } from 'chalk'
 import type { ResolvedConfig } from '../config/types.js'

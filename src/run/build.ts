@@ -1,6 +1,6 @@
 // `velora build` as a library call: plan the selected targets, then run the stale steps
 // through the scheduler and an executor, committing each success atomically. Emits events.
-import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { writeFileAtomic } from '../store/atomic.js'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'

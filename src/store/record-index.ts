@@ -26,7 +26,7 @@ import path from 'node:path'
 import { writeFileAtomic } from './atomic.js'
 import { randomBytes } from 'node:crypto'
 import { mark } from '../trace.js'
-import { PATHS_FILE, StatPrefetch, dropEarlyPrefetch, prefetchMin, type Stamp } from './stat-prefetch.js'
+import { PATHS_FILE, StatPrefetch, dropEarlyPrefetch, prefetchMin, statPath, type Stamp } from './stat-prefetch.js'
 import { RECORD_FILE, RECORD_VERSION, parseRecord, type OutputStamp, type ReadResult, type StepRecord, type TargetRecord } from './record.js'
 
 export const INDEX_FILE = '.velora-index.json'
@@ -55,16 +55,12 @@ export class RecordIndex {
   private changed = new Set<string>()
   /** Rows in the delta file, as read. */
   private deltaRows = 0
-  /** How target.json paths are stat'ed: relative to the cwd when under it (a shorter path walk). */
-  private readonly statPrefix: [abs: string, rel: string]
   private prefetch?: StatPrefetch
   /** Prefetched targets: key -> [number of its target.json in the prefetch, its row]. */
   private slots = new Map<string, [number, Row]>()
 
   constructor(readonly root: string) {
     this.file = path.join(root, INDEX_FILE)
-    const cwd = process.cwd()
-    this.statPrefix = root === cwd ? [root + '/', ''] : root.startsWith(cwd + '/') ? [cwd + '/', ''] : ['', '']
     try {
       const data = JSON.parse(readFileSync(this.file, 'latin1'))
       if (data?.v === INDEX_VERSION && data.record === RECORD_VERSION && Array.isArray(data.entries)) {
@@ -74,7 +70,7 @@ export class RecordIndex {
           let n = 0
           for (const [key, row] of this.rows) {
             this.slots.set(key, [n, row])
-            n += 1 + countOutputs(row)
+            n += 1 + outputNames(row).length
           }
           if (n === data.pathCount) this.paths = [data.pathsId, n]
           else this.slots.clear() // does not match its entries (duplicate keys, a hand edit): no prefetch
@@ -105,11 +101,6 @@ export class RecordIndex {
 
   private key(dir: string) {
     return dir.startsWith(this.root + '/') ? dir.slice(this.root.length + 1) : dir
-  }
-
-  private statPath(file: string) {
-    const [abs, rel] = this.statPrefix
-    return abs && file.startsWith(abs) ? rel + file.slice(abs.length) : file
   }
 
   /**
@@ -155,13 +146,8 @@ export class RecordIndex {
     const slot = this.slots.get(this.key(dir))
     if (!slot) return null
     const [base, row] = slot
-    let n = 1
-    for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
-      const outs = row[i]
-      if (!Array.isArray(outs)) continue
-      for (let j = 0; j < outs.length; j += 5, n++) if (outs[j] === file) return this.prefetch.get(base + n)
-    }
-    return null
+    const n = outputNames(row).indexOf(file)
+    return n < 0 ? null : this.prefetch.get(base + 1 + n)
   }
 
   /** The record of a target folder: from the index when target.json is unchanged, else from disk. */
@@ -172,7 +158,7 @@ export class RecordIndex {
     if (row) {
       const slot = this.prefetch && this.slots.get(key)
       let st = slot ? this.prefetch!.get(slot[0]) : null
-      if (st === null) st = statSync(this.statPath(file), { throwIfNoEntry: false })
+      if (st === null) st = statSync(statPath(file), { throwIfNoEntry: false })
       if (st && st.mtimeMs === row[1] && st.size === row[2] && st.ino === row[3]) {
         const record = decode(row)
         if (record) return { ok: true, record }
@@ -236,10 +222,7 @@ export class RecordIndex {
       const paths: string[] = []
       for (const row of rows) {
         paths.push(`${row[0]}/${RECORD_FILE}`)
-        for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
-          const outs = row[i]
-          if (Array.isArray(outs)) for (let j = 0; j < outs.length; j += 5) paths.push(`${row[0]}/${outs[j]}`)
-        }
+        for (const f of outputNames(row)) paths.push(`${row[0]}/${f}`)
       }
       const pathsId = randomBytes(6).toString('hex')
       writeFileAtomic(path.join(this.root, PATHS_FILE), `${pathsId} ${paths.length}\n${paths.join('\n')}`, { fsync: false })
@@ -255,13 +238,14 @@ export class RecordIndex {
   }
 }
 
-function countOutputs(row: Row): number {
-  let n = 0
+/** A row's recorded output files, in row order: the order of its files in the paths list after its target.json. */
+function outputNames(row: Row): string[] {
+  const names: string[] = []
   for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
     const outs = row[i]
-    if (Array.isArray(outs)) n += outs.length / 5
+    if (Array.isArray(outs)) for (let j = 0; j < outs.length; j += 5) names.push(outs[j])
   }
-  return n
+  return names
 }
 
 /** JSON text with every non-ASCII character escaped (\uXXXX): the same value, readable as latin1. */

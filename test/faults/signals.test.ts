@@ -37,6 +37,23 @@ function tracker(dir: string) {
   }
 }
 
+/** Start a build, track its processes, and wait until `ready()` holds (polling the tracker as it waits). */
+async function startTracked(dir: string, ready: () => boolean, what: string) {
+  const run = startVelora(dir, ['build', '--no-progress'])
+  pids.push(run.pid)
+  const tr = tracker(dir)
+  try {
+    await until(() => {
+      tr.poll()
+      return ready()
+    }, 30_000, what)
+  } catch (e) {
+    tr.stop()
+    throw e
+  }
+  return { run, tr }
+}
+
 // i1, i3: the agent dies on SIGTERM, a grandchild ignores it, one left the group (setsid).
 // i2, i4: the agent and its children ignore SIGTERM (only SIGKILL after the grace period ends them).
 const MIXED = [1, 2, 3, 4, 5, 6].map((i) => ({ instance_id: `repo__proj-${i}`, mode: i % 2 ? 'tree' : 'stubborn' }))
@@ -48,15 +65,9 @@ describe('guarantee 3: signals', () => {
     // retried once: the 1 s bound is wall-clock time, which a CPU starved by other work can stretch
     it(`${sig}: exit 130 within grace + 1 s, no process of the run left, steps recorded interrupted and rerun next time`, { retry: 1, timeout: 60_000 }, async () => {
       const dir = ws(MIXED)
-      const run = startVelora(dir, ['build', '--no-progress'])
-      pids.push(run.pid)
-      const tr = tracker(dir)
+      // four agents running (-j 4), each with its whole tree spawned
+      const { run, tr } = await startTracked(dir, () => starts(dir).length === 4 && workspaceProcs(dir).length >= 2 * PER_AGENT.tree + 2 * PER_AGENT.stubborn, 'four agents and their grandchildren')
       try {
-        // four agents running (-j 4), each with its whole tree spawned
-        await until(() => {
-          tr.poll()
-          return starts(dir).length === 4 && workspaceProcs(dir).length >= 2 * PER_AGENT.tree + 2 * PER_AGENT.stubborn
-        }, 30_000, 'four agents and their grandchildren')
         await sleep(100)
         tr.poll()
         const before = [...tr.seen]
@@ -99,14 +110,8 @@ describe('guarantee 3: signals', () => {
 
   it('a second Ctrl-C kills at once, without waiting for the grace period (30 s here)', { retry: 1, timeout: 60_000 }, async () => {
     const dir = ws(MIXED.map((r) => ({ ...r, mode: 'stubborn' })), { killGrace: '30s' })
-    const run = startVelora(dir, ['build', '--no-progress'])
-    pids.push(run.pid)
-    const tr = tracker(dir)
+    const { run, tr } = await startTracked(dir, () => starts(dir).length === 4 && workspaceProcs(dir).length >= 4 * PER_AGENT.stubborn, 'four stubborn agents')
     try {
-      await until(() => {
-        tr.poll()
-        return starts(dir).length === 4 && workspaceProcs(dir).length >= 4 * PER_AGENT.stubborn
-      }, 30_000, 'four stubborn agents')
       process.kill(run.pid, 'SIGINT')
       await sleep(500)
       // the first Ctrl-C only sent SIGTERM, which these agents ignore: they are still running
@@ -135,15 +140,9 @@ describe('guarantee 4: timeouts', () => {
       ],
       { inferExtra: "timeout: '1500ms'," },
     )
-    const run = startVelora(dir, ['build', '--no-progress'])
-    pids.push(run.pid)
-    const tr = tracker(dir)
+    const { run, tr } = await startTracked(dir, () => workspaceProcs(dir).length >= PER_AGENT.tree + PER_AGENT.stubborn, 'both slow agents and their grandchildren')
     let res
     try {
-      await until(() => {
-        tr.poll()
-        return workspaceProcs(dir).length >= PER_AGENT.tree + PER_AGENT.stubborn
-      }, 30_000, 'both slow agents and their grandchildren')
       res = await run.done
       await sleep(100)
     } finally {
