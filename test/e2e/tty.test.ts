@@ -10,7 +10,11 @@ import { hasChromium, openBrowser, shotPath } from './browser.js'
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0
 const tmuxOk = requireOrSkip(hasTmux, 'tmux')
-const socket = `velora-test-${process.pid}`
+// one tmux server (socket) per test: a server that is still shutting down after `kill-server`
+// makes a new session on the same socket fail with "server exited unexpectedly"
+const sockets: string[] = []
+let socket = ''
+const useNewServer = () => sockets.push((socket = `velora-test-${process.pid}-${sockets.length}`))
 const tmux = (...args: string[]) => spawnSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' })
 const capture = (extra: string[] = []) => tmux('capture-pane', '-p', '-t', 'v', ...extra).stdout
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -44,14 +48,17 @@ const frame = (screen: string) => {
 describe.skipIf(!tmuxOk)('the live view in a real terminal (tmux)', () => {
   const dirs: string[] = []
   afterAll(() => {
-    tmux('kill-server')
-    rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, socket), { force: true })
+    for (const name of sockets) {
+      spawnSync('tmux', ['-L', name, 'kill-server'])
+      rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, name), { force: true })
+    }
     for (const d of dirs) removeWorkspace(d)
   })
 
   it('shows bars, counts, a grid per model and the running steps; survives a resize; ends with the summary', async () => {
     const ws = mkdtempSync(path.join(os.tmpdir(), 'velora-tty-'))
     dirs.push(ws)
+    useNewServer()
     for (const f of ['sessions.config.ts', 'agents', 'data']) cpSync(path.join(ROOT, f), path.join(ws, f), { recursive: true })
     startInTmux(ws, 100, 40, 'DEMO_AGENT_SPEED=0.15 VELORA_RETRY_BACKOFF_MS=100')
 
@@ -105,7 +112,8 @@ describe.skipIf(!tmuxOk)('the live view in a real terminal (tmux)', () => {
   }, 300_000)
 
   it('renders without colour under NO_COLOR, and fits 40 columns', async () => {
-    tmux('kill-server')
+    if (socket) tmux('kill-server')
+    useNewServer()
     const instances = Array.from({ length: 24 }, (_, i) => ({ instance_id: `proj__repo-${i}`, sleep: 400, ...(i === 7 ? { fail: 'always' } : {}) }))
     const ws = makeWorkspace({ instances, jobs: 4 })
     dirs.push(ws)
