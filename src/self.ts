@@ -1,4 +1,4 @@
-// Where velora's own files are, whether it runs as dist/velora.mjs (the bundle) or as the
+// Where velora's own files are, whether it runs as dist/velora.cjs (the bundle) or as the
 // per-module build in dist/ (library users, tests).
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,5 +10,6 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 /** The package's root folder (holds package.json). */
 export const PACKAGE_ROOT = bundled ? path.dirname(here) : path.resolve(here, '..')
 
-/** What a config's `import … from 'velora'` loads: the module that is running now. */
-export const SELF_MODULE = bundled ? fileURLToPath(import.meta.url) : path.join(PACKAGE_ROOT, 'dist', 'index.js')
+/** What a config's `import … from 'velora'` loads: the module that is running now (for the bundle,
+ * dist/self.mjs re-exports it from require's cache). */
+export const SELF_MODULE = path.join(PACKAGE_ROOT, 'dist', bundled ? 'self.mjs' : 'index.js')

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import type { createJiti as CreateJiti } from 'jiti'
+import { requireCached } from '../compile-cache.js'
 import { UserError } from '../errors.js'
 import { SELF_MODULE } from '../self.js'
 import { validateConfig } from './schema.js'
@@ -12,11 +13,25 @@ import type { ResolvedConfig } from './types.js'
 import { CONFIG_NAMES, findConfig } from './find.js'
 export { CONFIG_NAMES, findConfig }
 
+/**
+ * require('jiti') (not import: it is CommonJS, and importing it would have Node scan its 190 KB for
+ * exports), its 190 KB body compiled through the code cache: lib/jiti.cjs is a small wrapper
+ * that requires ../dist/jiti.cjs, which requireCached has put in require's cache.
+ */
+function loadJiti(): { createJiti: typeof CreateJiti } {
+  const req = createRequire(import.meta.url)
+  try {
+    requireCached(path.join(path.dirname(req.resolve('jiti')), '..', 'dist', 'jiti.cjs'))
+  } catch {
+    // another layout of jiti: the plain require below loads it
+  }
+  return req('jiti') as { createJiti: typeof CreateJiti }
+}
+
 /** Load and validate the config; every problem is a UserError naming the file. */
 export async function loadConfig(opts: { cwd?: string; configFile?: string } = {}): Promise<ResolvedConfig> {
   const file = findConfig(opts.cwd ?? process.cwd(), opts.configFile)
-  // require, not import: jiti is CommonJS, and importing it would have Node scan its 190 KB for exports
-  const { createJiti } = createRequire(import.meta.url)('jiti') as { createJiti: typeof CreateJiti }
+  const { createJiti } = loadJiti()
   const jiti = createJiti(import.meta.url, {
     alias: { velora: SELF_MODULE },
     moduleCache: false,
