@@ -32,7 +32,7 @@ describe('compile cache', () => {
     const a = velora(ws, ['status', '--json'], env)
     const b = velora(ws, ['status', '--json'], { VELORA_COMPILE_CACHE: '0' })
     expect(a.code, a.stderr).toBe(0)
-    expect(JSON.parse(a.stdout).targets).toHaveLength(5)
+    expect(JSON.parse(a.stdout).targets).toHaveLength(10) // 2 models × 5 instances
     expect(JSON.parse(a.stdout).targets).toEqual(JSON.parse(b.stdout).targets)
     // accepted by V8: not written again
     expect(files.map((f) => statSync(path.join(cache, f)).mtimeMs)).toEqual(mtimes)
