@@ -22,7 +22,7 @@ import { Session } from '../store/session.js'
 import { mark } from '../trace.js'
 import { recordWarnings } from '../ops/status.js'
 import { openForPlan, type WorkspaceOptions } from '../workspace.js'
-import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, moveOutputs, recoverTarget, removeRunDir } from './commit.js'
+import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, makeRunDir, moveOutputs, recoverTarget, releaseRunDir, removeRunDir } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
 import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './scheduler.js'
@@ -288,12 +288,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // the instance record, one read-only file per content, shared by the target's steps
       const instanceFile = path.join(dir, TMP_DIR, t.instance.hash.slice(0, 16) + INSTANCE_SUFFIX)
       try {
-        try {
-          mkdirSync(outDir)
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-          mkdirSync(outDir, { recursive: true }) // the first step of this target: .velora-tmp too
-        }
+        makeRunDir(outDir)
       } catch (e) {
         return fail(`cannot create ${path.relative(config.workspace, outDir)}: ${(e as Error).message}`)
       }
@@ -348,8 +343,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       release()
       return await finish(rec, step, attempt, startedAt, result, outDir)
     } finally {
-      // .velora-tmp itself stays, empty: the next step of this target needs it again
-      if (runDir) removeRunDir(runDir)
+      // .velora-tmp itself stays, and the run folder as its spare when empty: the next step of
+      // this target needs them again
+      if (runDir) releaseRunDir(runDir)
       unlock(dir)
     }
 
@@ -358,6 +354,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // free what the failed attempt wrote first: on a full disk the record below needs the room
       try {
         if (runDir) removeRunDir(runDir)
+        runDir = undefined
       } catch {}
       const prev = rec.steps[s.name]
       rec.steps[s.name] = {

@@ -1,6 +1,6 @@
 // Committing a successful step: check every declared output was written, hash it in a
 // stream, record it (atomic), then move it into the target folder. Never partial.
-import { createReadStream, lstatSync, openSync, readSync, closeSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
+import { createReadStream, lstatSync, mkdirSync, openSync, readSync, closeSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
@@ -113,6 +113,40 @@ export function removeRunDir(runDir: string): void {
  */
 export const TMP_DIR = '.velora-tmp'
 export const INSTANCE_SUFFIX = '.instance.json'
+/**
+ * An empty run folder kept for the target's next step: taken by a rename instead of a mkdir,
+ * given back by a rename instead of an rmdir. (On ext4, making an inode costs more the more were
+ * freed in the last seconds: a mkdir and an rmdir per step were a tenth of a full build's time.)
+ */
+export const SPARE_RUN = 'spare'
+
+/** Make `outDir` (in <target>/.velora-tmp), empty: the spare folder renamed, else a new one. */
+export function makeRunDir(outDir: string): void {
+  const spare = path.join(path.dirname(outDir), SPARE_RUN)
+  try {
+    renameSync(spare, outDir)
+    if (readdirSync(outDir).length === 0) return
+    rmSync(outDir, { recursive: true, force: true }) // something wrote into it since: never hand that on
+  } catch {
+    // no spare
+  }
+  try {
+    mkdirSync(outDir)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    mkdirSync(outDir, { recursive: true }) // the first step of this target: .velora-tmp too
+  }
+}
+
+/** Done with a run folder: kept as the spare when it is empty, removed otherwise. */
+export function releaseRunDir(runDir: string): void {
+  try {
+    if (readdirSync(runDir).length === 0) return renameSync(runDir, path.join(path.dirname(runDir), SPARE_RUN))
+  } catch {
+    // gone, or a spare is there already
+  }
+  removeRunDir(runDir)
+}
 
 const sameStamp = (a: { size: number; mtimeMs: number; ino: number } | undefined, b: OutputStamp) =>
   !!a && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
@@ -130,8 +164,8 @@ export function recoverTarget(targetDir: string): string[] {
   const tmp = path.join(targetDir, TMP_DIR)
   let runs: string[] = []
   try {
-    // (the instance files there are kept for the target's next steps: not runs)
-    runs = readdirSync(tmp).filter((r) => !r.endsWith(INSTANCE_SUFFIX))
+    // (the instance files and the spare folder there are kept for the target's next steps: not runs)
+    runs = readdirSync(tmp).filter((r) => !r.endsWith(INSTANCE_SUFFIX) && r !== SPARE_RUN)
   } catch {}
   const rolled: string[] = []
   if (runs.length) {
