@@ -10,6 +10,7 @@ import { tail } from './summary.js'
 /** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
 export const CELL_STATES = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'] as const
 export type CellState = (typeof CELL_STATES)[number]
+const CELL_CODE = Object.fromEntries(CELL_STATES.map((s, i) => [s, i])) as Record<CellState, number>
 /** Outcomes of a timeline bar, in the order of their codes. `retried`: failed, then retried. */
 export const BAR_OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried'] as const
 
@@ -76,25 +77,42 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
   const modelStats: ReportData['modelStats'] = models.map((m) => ({ counts: zeroCounts(), metrics: { ...(status.models[m]?.metrics ?? {}) } }))
   const targets: TargetRow[] = []
   const failures: Failure[] = []
+  // target index by id, for the timeline: only the targets its events name
+  const evTargets = new Set<string>()
+  for (const e of events) if (e.type === 'step-started' || e.type === 'step-finished') evTargets.add(e.target)
   const byId = new Map<string, number>()
+  const NO_METRICS: unknown[] = []
   let tails = 0
+  // (a plain loop with a table of codes: at 22,940 targets this runs once, mostly before V8 optimizes it)
+  let lastModel = ''
+  let mi = -1
+  // a Map, not info.targets[t.id]: looking a fresh string up as a property internalizes it
+  const ranById = new Map(Object.entries(info.targets))
   for (const t of status.targets) {
-    const ran: Record<string, string> = info.targets[t.id] ?? NOTHING_RAN
-    const stepRows: StepRow[] = steps.map((name) => {
+    const ran: Record<string, string> = ranById.get(t.id) ?? NOTHING_RAN
+    const stepRows: StepRow[] = new Array(steps.length)
+    for (let k = 0; k < steps.length; k++) {
+      const name = steps[k]
       const s = t.steps[name]
-      if (!s) return null
+      if (!s) {
+        stepRows[k] = null
+        continue
+      }
       const st = s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state
-      const row: NonNullable<StepRow> = [CELL_STATES.indexOf(st as CellState), s.attempts, s.exitCode, s.durationMs]
+      const row: NonNullable<StepRow> = [CELL_CODE[st as CellState], s.attempts, s.exitCode, s.durationMs]
       if (s.jobId) row.push(`job ${s.jobId}${s.node ? ' on ' + s.node : ''}`)
-      return row
-    })
+      stepRows[k] = row
+    }
     const state: CellState = t.state === 'built' ? (ran !== NOTHING_RAN && Object.values(ran).includes('built') ? 'built' : 'uptodate') : (t.state as CellState)
-    const mi = idx(models, t.model)
-    if (!modelStats[mi]) modelStats[mi] = { counts: zeroCounts(), metrics: {} }
+    if (t.model !== lastModel) {
+      lastModel = t.model
+      mi = idx(models, t.model)
+      if (!modelStats[mi]) modelStats[mi] = { counts: zeroCounts(), metrics: {} }
+    }
     modelStats[mi].counts[state]++
     modelStats[mi].counts.total++
-    byId.set(t.id, targets.length)
-    targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_STATES.indexOf(state), stepRows, metrics.map((m) => t.metrics[m.name] ?? null)])
+    if (evTargets.has(t.id)) byId.set(t.id, targets.length)
+    targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_CODE[state], stepRows, metrics.length ? metrics.map((m) => t.metrics[m.name] ?? null) : NO_METRICS])
     const own: Failure[] = []
     if (t.state === 'built') continue // nothing failed here (a built target's steps are all built)
     for (const [name, s] of Object.entries(t.steps)) {

@@ -5,6 +5,7 @@ import path from 'node:path'
 import type { ResolvedConfig } from '../config/types.js'
 import { writeFileAtomic } from '../store/atomic.js'
 import { readEvents, type SessionInfo } from '../store/session.js'
+import { mark } from '../trace.js'
 import { formatDuration } from '../util.js'
 import { CLIENT_CSS, CLIENT_JS } from './html-client.js'
 import { BAR_OUTCOMES, buildReportData, CELL_STATES, type CellState, type ReportData } from './html-data.js'
@@ -124,10 +125,15 @@ export interface SessionReportInput {
 export function writeSessionReport(input: SessionReportInput): { file?: string; error?: string } {
   try {
     const data = buildReportData({ ...input, events: readEvents(input.dir) })
+    mark('report: data built')
     const json = JSON.stringify(data)
+    mark('report: data as JSON')
     writeFileAtomic(path.join(input.dir, REPORT_DATA_FILE), json, { fsync: false })
+    mark('report: report-data.json written')
     const file = path.join(input.dir, REPORT_FILE)
-    writeFileAtomic(file, renderReport(data, file, json), { fsync: false })
+    const html = renderReport(data, file, json)
+    mark('report: html made')
+    writeFileAtomic(file, html, { fsync: false })
     return { file }
   } catch (e) {
     return { error: (e as Error)?.message ?? String(e) }

@@ -140,7 +140,15 @@ describe('report.html at 22,940 targets (10 models × 2,294 instances)', () => {
   it.skipIf(!chromiumOk)('draws the grid on one canvas and stays fast, with working tooltips', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'velora-big-report-'))
     const t0 = performance.now()
-    const data = buildReportData(syntheticSession(dir, 10, 2294))
+    const session = syntheticSession(dir, 10, 2294)
+    const data = buildReportData(session)
+    // each timeline bar names the target its events name
+    const finished = session.events.filter((e) => e.type === 'step-finished')
+    expect(data.timeline.bars.length / 8).toBe(finished.length)
+    for (let i = 0; i < data.timeline.bars.length; i += 8) {
+      const r = data.targets[data.timeline.bars[i + 4]]
+      expect(`${data.models[r[0]]}/${data.datasets[r[1]]}/${r[2]}`).toBe((finished[i / 8] as { target: string }).target)
+    }
     const file = path.join(dir, 'report.html')
     writeFileSync(file, renderReport(data, file))
     const nodeMs = performance.now() - t0
