@@ -88,6 +88,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const builtNow = new Set<string>()
   const ctx: PlanContext = { config, io, inputs: hashInputs(config), forced: (t, s) => !builtNow.has(`${t.index}:${s}`) && isForced(t, s) }
   const jobs = opts.jobs ?? config.jobs
+  const targetsRoot = path.resolve(config.workspace, config.targetsDir) // where this build's lock holder file goes
   const emit = (e: BuildEvent) => opts.onEvent?.(e)
 
   // plan: which steps of which targets are wanted, and which of those must run
@@ -240,7 +241,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     for (;;) {
       let got
       try {
-        got = tryLock(dir, session.id)
+        got = tryLock(dir, session.id, targetsRoot)
       } catch (e) {
         return fail(`cannot lock ${t.dir}: ${(e as Error).message}`)
       }

@@ -1,6 +1,15 @@
 // Per-target locks so concurrent velora processes never build one step twice. A lock holds
 // pid, host and a heartbeat (mtime, refreshed while held); a dead holder's lock is taken over.
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+//
+// A build's locks are hard links to one *holder file* per process (<targets>/.velora-holder.
+// <host>.<pid>.<random>, holding pid, host, session and since): taking a lock is a link(2),
+// which fails if the lock exists (atomic, NFS included), and giving it back an unlink that frees
+// no inode. (On ext4 each inode made costs more the more were freed in the last seconds: a temp
+// file per lock and its removal were a good part of a trivial step's cost.) The heartbeat's
+// utimes on any of the links refreshes them all. Without a holder (other callers, or a
+// filesystem without hard links) a lock is its own file, written as a temp file and linked.
+import { randomBytes } from 'node:crypto'
+import { closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -73,12 +82,75 @@ function heartbeat() {
   }
 }
 
-/** Try once to take the lock; returns the live holder if someone else has it. */
-export function tryLock(dir: string, session?: string): { ok: true } | { ok: false; holder?: LockHolder } {
+export const HOLDER_PREFIX = '.velora-holder.'
+interface Holder {
+  file: string
+  ino: number
+  dev: number
+  touched: number
+}
+/** This process's holder file per (targets folder, session); null: cannot be used there. */
+const holders = new Map<string, Holder | null>()
+
+function holderFor(root: string, session: string | undefined): Holder | null {
+  const key = `${root}\0${session ?? ''}`
+  let h = holders.get(key)
+  if (h !== undefined) return h
+  h = null
+  try {
+    removeDeadHolders(root)
+    const file = path.join(root, `${HOLDER_PREFIX}${HOST}.${process.pid}.${randomBytes(4).toString('hex')}`)
+    writeFileSync(file, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
+    const st = statSync(file)
+    h = { file, ino: st.ino, dev: st.dev, touched: Date.now() }
+    if (holders.size === 0) process.once('exit', removeHolders)
+  } catch {
+    // an unwritable targets folder: each lock is its own file
+  }
+  holders.set(key, h)
+  return h
+}
+
+/** Holder files of processes that died on this host (their locks, if any, are taken over as dead). */
+function removeDeadHolders(root: string) {
+  let names: string[]
+  try {
+    names = readdirSync(root)
+  } catch {
+    return
+  }
+  for (const n of names) {
+    if (!n.startsWith(HOLDER_PREFIX)) continue
+    const m = /^(.*)\.(\d+)\.[0-9a-f]{8}$/.exec(n.slice(HOLDER_PREFIX.length))
+    if (m && m[1] === HOST && Number(m[2]) !== process.pid && !pidAlive(Number(m[2]))) {
+      try {
+        unlinkSync(path.join(root, n))
+      } catch {}
+    }
+  }
+}
+
+function removeHolders() {
+  for (const h of holders.values()) {
+    if (!h) continue
+    try {
+      unlinkSync(h.file)
+    } catch {}
+  }
+  holders.clear()
+}
+
+/**
+ * Try once to take the lock; returns the live holder if someone else has it. `root` (the
+ * targets folder) lets the lock be a link to this process's holder file there.
+ */
+export function tryLock(dir: string, session?: string, root?: string): { ok: true } | { ok: false; holder?: LockHolder } {
   const f = path.join(dir, LOCK_FILE)
   for (let i = 0; i < 3; i++) {
     try {
-      createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
+      const h = root ? holderFor(root, session) : null
+      if (h) linkHolder(h, f, root!, session)
+      else createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
       held.add(f)
       if (!beat) {
         beat = setInterval(heartbeat, HEARTBEAT_MS)
@@ -94,6 +166,38 @@ export function tryLock(dir: string, session?: string): { ok: true } | { ok: fal
     // else: the holder released it between our open and our read: try again
   }
   return { ok: false, holder: readHolder(dir) }
+}
+
+/** Link the holder file as the lock `f`; EEXIST if the lock is taken. */
+function linkHolder(h: Holder, f: string, root: string, session: string | undefined) {
+  const now = Date.now()
+  try {
+    // its mtime is every link's heartbeat: fresh before it becomes a lock
+    if (now - h.touched > HEARTBEAT_MS / 2) {
+      utimesSync(h.file, new Date(now), new Date(now))
+      h.touched = now
+    }
+    linkSync(h.file, f)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') throw e
+    // the holder file is gone (a clean of targets/), or links do not work here (EXDEV, EPERM…):
+    // a new holder once, else a lock file of its own
+    holders.delete(`${root}\0${session ?? ''}`)
+    const again = code === 'ENOENT' && existsSyncSafe(path.dirname(f)) ? holderFor(root, session) : null
+    if (again) return linkSync(again.file, f)
+    holders.set(`${root}\0${session ?? ''}`, null)
+    createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
+  }
+}
+
+function existsSyncSafe(p: string): boolean {
+  try {
+    statSync(p)
+    return true
+  } catch {
+    return false
+  }
 }
 
 let tmpCounter = 0
@@ -152,6 +256,9 @@ export function unlock(dir: string): void {
   const f = path.join(dir, LOCK_FILE)
   held.delete(f)
   try {
+    // a link to one of this process's holder files: ours (no read needed)
+    const st = lstatSync(f)
+    for (const h of holders.values()) if (h && h.ino === st.ino && h.dev === st.dev) return unlinkSync(f)
     const h = JSON.parse(readFileSync(f, 'utf8')) as LockHolder
     if (h.pid === process.pid && h.host === HOST) unlinkSync(f)
   } catch {}
