@@ -17,5 +17,8 @@ function print() {
     return line
   })
   const mem = process.memoryUsage()
-  process.stderr.write(`velora trace\n${lines.join('\n')}\n  heap ${(mem.heapUsed / 1e6).toFixed(0)} MB, rss ${(mem.rss / 1e6).toFixed(0)} MB\n`)
+  // velora's own CPU (all its threads, not its steps): the figure to compare when wall time is noisy
+  const ru = process.resourceUsage()
+  const cpu = `cpu ${(ru.userCPUTime / 1e6).toFixed(2)} s user, ${(ru.systemCPUTime / 1e6).toFixed(2)} s system`
+  process.stderr.write(`velora trace\n${lines.join('\n')}\n  heap ${(mem.heapUsed / 1e6).toFixed(0)} MB, rss ${(mem.rss / 1e6).toFixed(0)} MB, ${cpu}\n`)
 }
