@@ -70,7 +70,7 @@ export class RecordIndex {
           let n = 0
           for (const [key, row] of this.rows) {
             this.slots.set(key, [n, row])
-            n += 1 + outputNames(row).length
+            n += 1 + outputCount(row)
           }
           if (n === data.pathCount) this.paths = [data.pathsId, n]
           else this.slots.clear() // does not match its entries (duplicate keys, a hand edit): no prefetch
@@ -99,8 +99,14 @@ export class RecordIndex {
     }
   }
 
+  // a plan asks about one target folder several times in a row (record, memo, each output):
+  // the same key string each time, so its hash is computed once for all the Map lookups
+  private lastDir = ''
+  private lastKey = ''
   private key(dir: string) {
-    return dir.startsWith(this.root + '/') ? dir.slice(this.root.length + 1) : dir
+    if (dir === this.lastDir) return this.lastKey
+    this.lastDir = dir
+    return (this.lastKey = dir.length > this.root.length && dir.charCodeAt(this.root.length) === 47 && dir.startsWith(this.root) ? dir.slice(this.root.length + 1) : dir)
   }
 
   /**
@@ -146,19 +152,18 @@ export class RecordIndex {
     const slot = this.slots.get(this.key(dir))
     if (!slot) return null
     const [base, row] = slot
-    const n = outputNames(row).indexOf(file)
+    const n = outputIndex(row, file)
     return n < 0 ? null : this.prefetch.get(base + 1 + n)
   }
 
   /** The record of a target folder: from the index when target.json is unchanged, else from disk. */
   read(dir: string): ReadResult {
     const key = this.key(dir)
-    const file = `${dir}/${RECORD_FILE}`
     const row = this.rows.get(key)
     if (row) {
       const slot = this.prefetch && this.slots.get(key)
       let st = slot ? this.prefetch!.get(slot[0]) : null
-      if (st === null) st = statSync(statPath(file), { throwIfNoEntry: false })
+      if (st === null) st = statSync(statPath(`${dir}/${RECORD_FILE}`), { throwIfNoEntry: false })
       if (st && st.mtimeMs === row[1] && st.size === row[2] && st.ino === row[3]) {
         const record = decode(row)
         if (record) return { ok: true, record }
@@ -166,6 +171,7 @@ export class RecordIndex {
       // not worth rewriting the index for: a stale entry on disk only costs the next plan this read
       this.rows.delete(key)
     }
+    const file = `${dir}/${RECORD_FILE}`
     let fd: number
     try {
       fd = openSync(file, 'r')
@@ -239,6 +245,26 @@ export class RecordIndex {
 }
 
 /** A row's recorded output files, in row order: the order of its files in the paths list after its target.json. */
+/** Where `file` is in outputNames(row), without making the list (a plan asks for each output of every target). */
+function outputIndex(row: Row, file: string): number {
+  let n = 0
+  for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
+    const outs = row[i]
+    if (!Array.isArray(outs)) continue
+    for (let j = 0; j < outs.length; j += 5, n++) if (outs[j] === file) return n
+  }
+  return -1
+}
+
+function outputCount(row: Row): number {
+  let n = 0
+  for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
+    const outs = row[i]
+    if (Array.isArray(outs)) n += outs.length / 5
+  }
+  return n
+}
+
 function outputNames(row: Row): string[] {
   const names: string[] = []
   for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {
