@@ -86,7 +86,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   // a forced step is forced once: after this session built it, it is judged like any other
   const isForced = forceMatcher(graph, opts.force ?? [])
   const builtNow = new Set<string>()
-  const ctx: PlanContext = { config, io, inputs: hashInputs(config), forced: (t, s) => !builtNow.has(`${t.index}:${s}`) && isForced(t, s) }
+  const ctx: PlanContext = { config, io, inputs: hashInputs(config), forced: (t, s) => isForced(t, s) && !builtNow.has(`${t.index}:${s}`) } // (the key string is made only for a forced step)
   const jobs = opts.jobs ?? config.jobs
   const targetsRoot = path.resolve(config.workspace, config.targetsDir) // where this build's lock holder file goes
   const emit = (e: BuildEvent) => opts.onEvent?.(e)
