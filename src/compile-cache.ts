@@ -9,7 +9,7 @@
 // Where: $VELORA_COMPILE_CACHE if it is a folder, else <tmpdir>/velora-compile-cache-<uid>;
 // VELORA_COMPILE_CACHE=0 turns it off.
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import Module, { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -31,18 +31,20 @@ const toWrite: Array<{ file: string; script: vm.Script }> = []
 let exitHook = false
 
 /**
- * require(file) for a CommonJS file, compiled with the code cache when there is one. The module
- * is registered in require's cache under its own path, so a later require of it (or of a file
- * that requires it) gets this instance.
+ * require(file) for a CommonJS file, compiled with the code cache when there is one (one per
+ * `variant`). The module is registered in require's cache under its own path, so a later
+ * require of it (or of a file that requires it) gets this instance.
  */
-export function requireCached(file: string): unknown {
+export function requireCached(file: string, variant = ''): unknown {
   const known = M._cache[file]
   if (known) return known.exports
   const dir = compileCacheDir()
   if (!dir) return createRequire(file)(file)
   const source = readFileSync(file, 'utf8')
-  // <name>.<where>.<what>.v8: one file per installed copy, replaced when its content changes
-  const where = createHash('sha1').update(`${process.version}\0${process.arch}\0${file}`).digest('hex').slice(0, 12)
+  // <name>.<where>.<what>.v8: one file per installed copy and variant (the command: each command
+  // runs other functions, and a cache holds those its first run compiled), replaced when the
+  // content changes
+  const where = createHash('sha1').update(`${process.version}\0${process.arch}\0${file}\0${variant}`).digest('hex').slice(0, 12)
   const what = createHash('sha1').update(source).digest('hex').slice(0, 20)
   const cacheFile = path.join(dir, `${path.basename(file)}.${where}.${what}.v8`)
   let cachedData: Buffer | undefined
@@ -88,10 +90,14 @@ export function saveCompileCache(): void {
       const tmp = `${file}.${process.pid}.tmp`
       writeFileSync(tmp, script.createCachedData())
       renameSync(tmp, file)
-      // older caches of the same copy (an earlier build of it) go
+      // older caches of the same copy (an earlier build of it) go, and any not written for 30 days
+      // (copies of velora removed since)
       const stem = path.basename(file).replace(/[^.]+\.v8$/, '')
+      const old = Date.now() - 30 * 86_400_000
       for (const f of readdirSync(path.dirname(file))) {
-        if (f.startsWith(stem) && f.endsWith('.v8') && f !== path.basename(file)) rmSync(path.join(path.dirname(file), f), { force: true })
+        if (!f.endsWith('.v8') || f === path.basename(file)) continue
+        const p = path.join(path.dirname(file), f)
+        if (f.startsWith(stem) || statSync(p).mtimeMs < old) rmSync(p, { force: true })
       }
     } catch {
       // a read-only or full tmpdir: no cache, same behaviour

@@ -10,6 +10,3 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 /** The package's root folder (holds package.json). */
 export const PACKAGE_ROOT = bundled ? path.dirname(here) : path.resolve(here, '..')
 
-/** What a config's `import … from 'velora'` loads: the module that is running now (for the bundle,
- * dist/self.mjs re-exports it from require's cache). */
-export const SELF_MODULE = path.join(PACKAGE_ROOT, 'dist', bundled ? 'self.mjs' : 'index.js')

@@ -1,12 +1,13 @@
 // Loads the config found by findConfig (./find.ts) with jiti,
-// a real TypeScript loader; `import { defineConfig } from 'velora'` resolves to this package.
+// a real TypeScript loader; `import { defineConfig } from 'velora'` is this package, as loaded.
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import type { createJiti as CreateJiti } from 'jiti'
 import { requireCached } from '../compile-cache.js'
 import { UserError } from '../errors.js'
-import { SELF_MODULE } from '../self.js'
+// the package's own API, for a config's `import … from 'velora'` (a cycle, used only when a config loads)
+import * as velora from '../index.js'
 import { validateConfig } from './schema.js'
 import type { ResolvedConfig } from './types.js'
 
@@ -33,7 +34,9 @@ export async function loadConfig(opts: { cwd?: string; configFile?: string } = {
   const file = findConfig(opts.cwd ?? process.cwd(), opts.configFile)
   const { createJiti } = loadJiti()
   const jiti = createJiti(import.meta.url, {
-    alias: { velora: SELF_MODULE },
+    // `import … from 'velora'` in a config is this copy of velora, already loaded: no second copy,
+    // and no import() (which would start Node's ESM loader)
+    virtualModules: { velora },
     moduleCache: false,
     fsCache: path.join(os.tmpdir(), 'velora-jiti-cache'),
     interopDefault: true,

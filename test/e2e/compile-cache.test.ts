@@ -19,31 +19,38 @@ const tempDir = () => {
 const caches = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.v8')).sort()
 
 describe('compile cache', () => {
-  it('the CLI writes a cache for its bundle and jiti on the first run and uses it unchanged after; corrupt caches are replaced; 0 turns it off', () => {
+  it('the CLI writes a cache per command for its bundle, and one for jiti, on the first run and uses them unchanged after; corrupt caches are replaced; 0 turns it off', () => {
     const ws = workspace()
     const cache = tempDir()
     const env = { VELORA_COMPILE_CACHE: cache }
     const first = velora(ws, ['build'], env)
     expect(first.code, first.stderr).toBe(0)
+    const afterBuild = caches(cache)
+    expect(afterBuild.map((f) => f.split('.')[0])).toEqual(['jiti', 'velora'])
+
+    // status runs other functions than build: a cache of its own
+    const a = velora(ws, ['status', '--json'], env)
+    expect(a.code, a.stderr).toBe(0)
     const files = caches(cache)
-    expect(files.map((f) => f.split('.')[0])).toEqual(['jiti', 'velora'])
+    expect(files.map((f) => f.split('.')[0])).toEqual(['jiti', 'velora', 'velora'])
+    const statusCache = path.join(cache, files.find((f) => !afterBuild.includes(f))!)
     const mtimes = files.map((f) => statSync(path.join(cache, f)).mtimeMs)
 
-    const a = velora(ws, ['status', '--json'], env)
+    const a2 = velora(ws, ['status', '--json'], env)
     const b = velora(ws, ['status', '--json'], { VELORA_COMPILE_CACHE: '0' })
-    expect(a.code, a.stderr).toBe(0)
+    expect(a2.code, a2.stderr).toBe(0)
     expect(JSON.parse(a.stdout).targets).toHaveLength(10) // 2 models × 5 instances
-    expect(JSON.parse(a.stdout).targets).toEqual(JSON.parse(b.stdout).targets)
+    expect(JSON.parse(a2.stdout).targets).toEqual(JSON.parse(b.stdout).targets)
     // accepted by V8: not written again
+    expect(caches(cache)).toEqual(files)
     expect(files.map((f) => statSync(path.join(cache, f)).mtimeMs)).toEqual(mtimes)
 
-    // garbage in place of the bundle's cache: the same answer, and a good cache written anew
-    const bundleCache = path.join(cache, files[1]!)
-    writeFileSync(bundleCache, 'not a code cache')
+    // garbage in place of the cache: the same answer, and a good cache written anew
+    writeFileSync(statusCache, 'not a code cache')
     const c = velora(ws, ['status', '--json'], env)
     expect(c.code, c.stderr).toBe(0)
     expect(JSON.parse(c.stdout).targets).toEqual(JSON.parse(b.stdout).targets)
-    expect(readFileSync(bundleCache).length).toBeGreaterThan(10_000)
+    expect(readFileSync(statusCache).length).toBeGreaterThan(10_000)
 
     const off = tempDir()
     expect(velora(ws, ['status'], { VELORA_COMPILE_CACHE: '0', TMPDIR: off }).code).toBe(0)
