@@ -1,6 +1,6 @@
 // Generates one benchmark workload (M models × N instances, steps infer → eval) for each
 // tool: velora, ninja, make, snakemake. Same data, same shell commands, same output files.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 export const TOOLS = ['velora', 'ninja', 'make', 'snakemake']
@@ -104,9 +104,29 @@ rule eval:
 
 const WRITERS = { velora, ninja, make, snakemake }
 
-/** Write a fresh workspace for `tool` under `dir` (removed first). */
+// Files are not removed while the bench measures, but moved to a trash folder removed at the
+// end: on an ext4 without a journal (this VM's) the inode allocator skips every inode freed in
+// the last 60 to 300 s, reading its inode-table block to know, so a build just after a large
+// removal pays for each file it makes, the more files the more (velora makes ~4 per step, ninja ~1).
+let trash
+let trashed = 0
+export function setTrash(dir) {
+  trash = dir
+}
+/** Move `p` out of the way (removed by emptyTrash); a plain removal without a trash folder. */
+export function discard(p) {
+  if (!existsSync(p)) return
+  if (!trash) return rmSync(p, { recursive: true, force: true })
+  mkdirSync(trash, { recursive: true })
+  renameSync(p, path.join(trash, `${process.pid}-${trashed++}`))
+}
+export function emptyTrash() {
+  if (trash) rmSync(trash, { recursive: true, force: true })
+}
+
+/** Write a fresh workspace for `tool` under `dir` (the old one discarded first). */
 export function generate(tool, dir, m, n) {
-  rmSync(dir, { recursive: true, force: true })
+  discard(dir)
   mkdirSync(dir, { recursive: true })
   const ids = instances(n)
   writeData(dir, ids)

@@ -5,7 +5,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TOOLS, generate, instanceJson, instances } from './gen.mjs'
+import { TOOLS, discard, emptyTrash, generate, instanceJson, instances, setTrash } from './gen.mjs'
 import { hasGnuTime, machine, run, stats, toolVersion } from './measure.mjs'
 import { renderMarkdown, renderSize } from './table.mjs'
 
@@ -138,7 +138,7 @@ function measureSize(name, m, n) {
         if (r === 0) res.notes.push(`snakemake: full build not run (it took over ${opts.timeout} s at a smaller size)`)
         continue
       }
-      for (const f of CLEAN[t]) rmSync(path.join(dirs[t], f), { recursive: true, force: true })
+      for (const f of CLEAN[t]) discard(path.join(dirs[t], f))
       log(`full build  ${t} run ${r + 1}/${fullRuns}`)
       const x = runTool(t, dirs[t], buildArgv(t, opts.jobs))
       add('full', t, x)
@@ -183,7 +183,7 @@ function seedSnakemake(dirs, res, drop) {
   const from = dirs.ninja ?? dirs.make
   if (!from) return drop('snakemake', 'full build timed out and no other tool built outputs to seed it with')
   // a killed snakemake leaves its jobs marked incomplete in .snakemake: start its metadata afresh
-  for (const f of CLEAN.snakemake) rmSync(path.join(dirs.snakemake, f), { recursive: true, force: true })
+  for (const f of CLEAN.snakemake) discard(path.join(dirs.snakemake, f))
   cpSync(path.join(from, 'targets'), path.join(dirs.snakemake, 'targets'), { recursive: true })
   log('snakemake: adopting copied outputs (--touch)')
   const x = runTool('snakemake', dirs.snakemake, ['snakemake', '-j', '1', '--touch', '--quiet'])
@@ -193,6 +193,11 @@ function seedSnakemake(dirs, res, drop) {
 
 let skipSnakemakeFull = false
 mkdirSync(opts.work, { recursive: true })
+// what full builds replace goes here, removed when the bench ends (see discard in gen.mjs); a
+// trash left by an interrupted run goes first
+rmSync(path.join(opts.work, '.trash'), { recursive: true, force: true })
+setTrash(path.join(opts.work, '.trash'))
+process.on('exit', emptyTrash)
 const mach = machine()
 log(`bench: ${tools.join(', ')}; ${mach.nproc} cpus, ${mach.memGb} GB, node ${mach.node}${hasCa ? ', NODE_EXTRA_CA_CERTS set' : ''}`)
 const baseline = { nodeStart: stats(Array.from({ length: 5 }, () => run([process.execPath, '-e', '0'], { env: veloraEnv(true) }).ms)) }
