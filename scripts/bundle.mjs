@@ -34,6 +34,8 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
+  define: { 'import.meta.url': '__velora_url' },
+  banner: { js: "const __velora_url = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'none',
   logLevel: 'warning',
 })

@@ -1,7 +1,7 @@
 // The command line: commander parses, one library call runs, the result maps to an exit code
 // (0 built, 1 some failed, 2 usage/config/dataset error, 130 interrupted).
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs'
-import { pipeline } from 'node:stream/promises'
+import { streamPromises } from '../builtins.js'
 import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { isUserError } from '../errors.js'
@@ -128,7 +128,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .action(async (target: string, o) => {
       for (const l of await logs({ configFile: o.config, target })) {
         out(`==> ${l.file} <==`)
-        if (l.exists) await pipeline(createReadStream(l.path), process.stdout, { end: false })
+        if (l.exists) await streamPromises().pipeline(createReadStream(l.path), process.stdout, { end: false })
         else out('(no log: the step has not run)')
       }
     })
@@ -155,7 +155,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .action(async (args: string[], o) => {
       const file = args[args.length - 1]
       const files = await catFiles({ configFile: o.config, patterns: args.slice(0, -1), file })
-      for (const f of files) await pipeline(createReadStream(f), process.stdout, { end: false })
+      for (const f of files) await streamPromises().pipeline(createReadStream(f), process.stdout, { end: false })
     })
 
   withConfig(program.command('import'))

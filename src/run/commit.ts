@@ -2,7 +2,7 @@
 // stream, record it (atomic), then move it into the target folder. Never partial.
 import { createReadStream, lstatSync, mkdirSync, openSync, readSync, closeSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import fsp from 'node:fs/promises'
+import { fsPromises } from '../builtins.js'
 import path from 'node:path'
 import type { MetricConfig } from '../config/types.js'
 import { hashFileSync } from '../plan/io.js'
@@ -22,7 +22,7 @@ async function hashFile(file: string, size: number): Promise<string> {
 
 async function fsyncPath(p: string): Promise<void> {
   try {
-    const fh = await fsp.open(p, 'r')
+    const fh = await fsPromises().open(p, 'r')
     try {
       await fh.sync()
     } finally {

@@ -1,7 +1,7 @@
 // Calling the Slurm commands (sbatch, squeue, scancel, scontrol): every call has a timeout,
 // runs in its own process group (a terminal's Ctrl-C must not kill a submission halfway), and
 // failures are classified (controller unreachable vs. anything else). Plus squeue's parser.
-import { spawn } from 'node:child_process'
+import { childProcess } from '../builtins.js'
 
 export interface CliResult {
   code: number | null
@@ -23,7 +23,7 @@ export function slurmCli(cmd: string, args: string[], opts: { env?: NodeJS.Proce
     let timedOut = false
     let child
     try {
-      child = spawn(cmd, args, { env: opts.env ?? process.env, detached: true, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
+      child = childProcess().spawn(cmd, args, { env: opts.env ?? process.env, detached: true, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
     } catch (e) {
       resolve({ code: null, stdout, stderr, timedOut, spawnError: e as NodeJS.ErrnoException })
       return

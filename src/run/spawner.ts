@@ -8,7 +8,8 @@
 // What a step sees is the same either way: its own session and process group (setsid), stdin
 // from /dev/null, stdout and stderr appended to its log, exactly the given argv (no shell) and
 // environment, the given cwd. velora signals its process group itself, by pid.
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { childProcess } from '../builtins.js'
 
 export type ProcessExit = { code: number | null; signal: NodeJS.Signals | null; error?: string }
 export type Launched = { pid: number; exited: Promise<ProcessExit> } | { error: string }
@@ -30,7 +31,7 @@ export function launchDirect(job: LaunchJob): Promise<Launched> {
   return new Promise((resolve) => {
     let child: ChildProcess
     try {
-      child = spawn(job.argv[0], job.argv.slice(1), { cwd: job.cwd, env: job.env, detached: true, stdio: ['ignore', job.logFd, job.logFd] })
+      child = childProcess().spawn(job.argv[0], job.argv.slice(1), { cwd: job.cwd, env: job.env, detached: true, stdio: ['ignore', job.logFd, job.logFd] })
     } catch (e) {
       resolve({ error: notFound(job.argv[0], (e as NodeJS.ErrnoException).code, (e as Error).message) })
       return
@@ -142,7 +143,7 @@ export class Spawner {
     if (this.helper) return this.helper
     let h: ChildProcess
     try {
-      h = spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'ignore'] })
+      h = childProcess().spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'ignore'] })
     } catch {
       this.dead = true
       return undefined

@@ -1,7 +1,7 @@
 // Atomic file writes: a temp file in the same folder, fsync, rename over the target.
 // A reader sees the old content or the new one, never a torn file, even after kill -9.
 import { close, closeSync, fsync, fsyncSync, open, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
-import fsp from 'node:fs/promises'
+import { fsPromises } from '../builtins.js'
 import path from 'node:path'
 
 let counter = 0
@@ -36,6 +36,7 @@ export function writeFileAtomic(file: string, data: string | Buffer, opts: { fsy
  */
 export async function writeFileAtomicAsync(file: string, data: string | Buffer, opts: { fsync?: boolean } = {}): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++counter}.tmp`)
+  const fsp = fsPromises()
   const fh = await fsp.open(tmp, 'w')
   try {
     await fh.writeFile(data)

@@ -15,7 +15,8 @@
 // only a slower one.
 import { closeSync, openSync, readSync } from 'node:fs'
 import path from 'node:path'
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import type { MessagePort, Worker } from 'node:worker_threads'
+import { workerThreads } from '../builtins.js'
 import { findConfig } from '../config/find.js'
 
 export interface Stamp {
@@ -118,7 +119,7 @@ export function statPath(file: string): string {
 
 function startWorker(workerData: Record<string, unknown>, transferList: MessagePort[] = []): Worker | undefined {
   try {
-    const w = new Worker(WORKER, { eval: true, workerData, transferList, stdout: false, stderr: false })
+    const w = new (workerThreads().Worker)(WORKER, { eval: true, workerData, transferList, stdout: false, stderr: false })
     w.unref()
     w.on('error', () => {})
     return w
@@ -155,7 +156,7 @@ export class StatPrefetch {
       void early.worker.terminate()
       return undefined
     }
-    const msg = receiveMessageOnPort(early.port)?.message as { id: string; count: number; sab: SharedArrayBuffer } | null | undefined
+    const msg = workerThreads().receiveMessageOnPort(early.port)?.message as { id: string; count: number; sab: SharedArrayBuffer } | null | undefined
     early.port.close()
     if (!msg || msg.id !== id || msg.count !== count) {
       void early.worker.terminate()
@@ -226,7 +227,7 @@ export function startEarlyPrefetch(argv: string[]): void {
     closeSync(fd)
     const count = Number(head.toString('latin1', 0, n).split('\n')[0].split(' ')[1])
     if (!(count >= prefetchMin())) return
-    const { port1, port2 } = new MessageChannel()
+    const { port1, port2 } = new (workerThreads().MessageChannel)()
     const ready = new Int32Array(new SharedArrayBuffer(4))
     const worker = startWorker({ file: path.join(targetsDir, PATHS_FILE), prefix: statPath(targetsDir + '/'), port: port2, ready }, [port2])
     if (!worker) return
