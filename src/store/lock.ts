@@ -181,12 +181,16 @@ function linkHolder(h: Holder, f: string, root: string, session: string | undefi
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (code === 'EEXIST') throw e
-    // the holder file is gone (a clean of targets/), or links do not work here (EXDEV, EPERM…):
-    // a new holder once, else a lock file of its own
-    holders.delete(`${root}\0${session ?? ''}`)
-    const again = code === 'ENOENT' && existsSyncSafe(path.dirname(f)) ? holderFor(root, session) : null
-    if (again) return linkSync(again.file, f)
-    holders.set(`${root}\0${session ?? ''}`, null)
+    const key = `${root}\0${session ?? ''}`
+    if (code === 'ENOENT') {
+      if (existsSyncSafe(h.file)) throw e // the target folder is missing: the caller's error
+      // the holder file is gone (targets/ cleaned meanwhile): a new one
+      holders.delete(key)
+      const again = holderFor(root, session)
+      if (again) return linkSync(again.file, f)
+    }
+    // links do not work here (EXDEV, EPERM, EMLINK…): from now on each lock is a file of its own
+    holders.set(key, null)
     createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
   }
 }

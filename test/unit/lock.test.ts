@@ -67,3 +67,14 @@ describe('locks linked to a holder file', () => {
     expect(existsSync(path.join(d, LOCK_FILE))).toBe(false)
   })
 })
+
+describe('a lock whose target folder is missing', () => {
+  it('fails with ENOENT and leaves the holder in use for the next lock', () => {
+    const missing = path.join(root, 'm', 'd', 'gone')
+    expect(() => tryLock(missing, 's3', root)).toThrow(/ENOENT/)
+    const e = target('e')
+    expect(tryLock(e, 's3', root)).toEqual({ ok: true })
+    expect(statSync(path.join(e, LOCK_FILE)).nlink).toBe(2) // still a link to the holder
+    unlock(e)
+  })
+})
