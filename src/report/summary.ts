@@ -48,7 +48,6 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
   const { config, status } = res
   const out: string[] = []
   const per = new Map<string, Record<string, number>>()
-  const statusById = new Map(status.targets.map((t) => [t.id, t]))
   for (const t of status.targets) {
     const m = per.get(t.model) ?? { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }
     per.set(t.model, m)
@@ -107,7 +106,6 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
       }
     }
     if (failed.length > shown.length) out.push(`  … and ${failed.length - shown.length} more (velora status)`)
-    void statusById
   }
   if (res.session) {
     out.push('', `session: ${path.relative(cwd, res.session.dir) || res.session.dir}`)
