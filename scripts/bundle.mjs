@@ -9,27 +9,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-await build({
-  entryPoints: [path.join(root, 'dist/bundle.js')],
-  outfile: path.join(root, 'dist/velora.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  external: ['jiti'],
-  define: { __VELORA_BUNDLE__: 'true', 'import.meta.url': '__velora_url' },
-  banner: { js: "const __velora_url = require('node:url').pathToFileURL(__filename).href;" },
-  legalComments: 'none',
-  // whitespace and syntax only: names stay, so a stack trace still reads
-  minifyWhitespace: true,
-  minifySyntax: true,
-  logLevel: 'warning',
-})
-
-// what bin/velora.js loads first: the early stat worker and the code cache, ~15 KB
-await build({
-  entryPoints: [path.join(root, 'dist/boot.js')],
-  outfile: path.join(root, 'dist/boot.cjs'),
+// both outputs: CommonJS for Node 20, import.meta.url given from the file's own path
+const cjs = (entry, out) => ({
+  entryPoints: [path.join(root, entry)],
+  outfile: path.join(root, out),
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -39,3 +22,14 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 })
+
+await build({
+  ...cjs('dist/bundle.js', 'dist/velora.cjs'),
+  external: ['jiti'],
+  // whitespace and syntax only: names stay, so a stack trace still reads
+  minifyWhitespace: true,
+  minifySyntax: true,
+})
+
+// what bin/velora.js loads first: the early stat worker and the code cache, ~15 KB
+await build(cjs('dist/boot.js', 'dist/boot.cjs'))

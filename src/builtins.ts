@@ -8,14 +8,8 @@ import type * as StreamPromises from 'node:stream/promises'
 import type * as WorkerThreads from 'node:worker_threads'
 
 const load = createRequire(import.meta.url)
-const cache = new Map<string, unknown>()
-function lazy<T>(name: string): () => T {
-  return () => {
-    let m = cache.get(name) as T | undefined
-    if (m === undefined) cache.set(name, (m = load(name) as T))
-    return m
-  }
-}
+// require() keeps a loaded builtin: later calls are a lookup
+const lazy = <T>(name: string) => () => load(name) as T
 
 export const childProcess = lazy<typeof ChildProcess>('node:child_process')
 export const workerThreads = lazy<typeof WorkerThreads>('node:worker_threads')

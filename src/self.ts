@@ -3,10 +3,6 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-declare const __VELORA_BUNDLE__: boolean | undefined
-const bundled = typeof __VELORA_BUNDLE__ !== 'undefined' && __VELORA_BUNDLE__
-const here = path.dirname(fileURLToPath(import.meta.url))
-
-/** The package's root folder (holds package.json). */
-export const PACKAGE_ROOT = bundled ? path.dirname(here) : path.resolve(here, '..')
+/** The package's root folder (holds package.json): dist/ is directly under it, for the bundle and the modules alike. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 

@@ -1,7 +1,7 @@
 // The benchmark's quick mode (300 targets, one run) on a temp folder, so `npm run bench`
 // cannot rot. Checks that it completes and reports every measure; never asserts timings.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, expect, test } from 'vitest'
@@ -27,4 +27,6 @@ test('bench --quick runs velora against the build tools that are installed', () 
   // a tool that is missing is named, with its Debian package, and skipped
   for (const t of ['ninja', 'make']) if (!md.includes(`- ${t}:`)) expect(r.stderr).toContain(`${t} not found`)
   expect(r.stdout).toContain('velora')
+  // the full builds' previous outputs were moved aside while measuring, and removed at the end
+  expect(existsSync(path.join(work, '.trash'))).toBe(false)
 }, 120_000)

@@ -9,7 +9,7 @@
 // utimes on any of the links refreshes them all. Without a holder (other callers, or a
 // filesystem without hard links) a lock is its own file, written as a temp file and linked.
 import { randomBytes } from 'node:crypto'
-import { closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -183,7 +183,7 @@ function linkHolder(h: Holder, f: string, root: string, session: string | undefi
     if (code === 'EEXIST') throw e
     const key = `${root}\0${session ?? ''}`
     if (code === 'ENOENT') {
-      if (existsSyncSafe(h.file)) throw e // the target folder is missing: the caller's error
+      if (existsSync(h.file)) throw e // the target folder is missing: the caller's error
       // the holder file is gone (targets/ cleaned meanwhile): a new one
       holders.delete(key)
       const again = holderFor(root, session)
@@ -195,14 +195,6 @@ function linkHolder(h: Holder, f: string, root: string, session: string | undefi
   }
 }
 
-function existsSyncSafe(p: string): boolean {
-  try {
-    statSync(p)
-    return true
-  } catch {
-    return false
-  }
-}
 
 let tmpCounter = 0
 

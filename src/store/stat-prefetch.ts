@@ -27,7 +27,7 @@ export interface Stamp {
 
 export const PATHS_FILE = '.velora-index.paths'
 
-// The worker: CommonJS, evaluated from this string (so it lives inside dist/velora.mjs too).
+// The worker: CommonJS, evaluated from this string (so it lives inside dist/velora.cjs and dist/boot.cjs too).
 // Results: an Int32 pair (files done; 1 finished, 2 failed), then per file three float64:
 // mtimeMs, size, ino; mtimeMs NaN: missing or not a file; -1: an error other than "missing"
 // (the caller stats it and sees the error itself). Given a buffer (sab) and the id and count it
