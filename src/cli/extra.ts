@@ -66,8 +66,8 @@ export async function writeReport(opts: { configFile?: string; cwd?: string; ses
     // the build did not get to write its report (killed): use the session's record and the targets' state now
     const st = await status({ configFile: opts.configFile, cwd: opts.cwd })
     const ids = new Set(Object.keys(info.targets))
-    const selected = ids.size ? { ...st.status, targets: st.status.targets.filter((t) => ids.has(t.id)) } : st.status
-    data = buildReportData({ config: ws.config, info, status: selected, events: readEvents(sessionDir), note: 'This session did not finish writing its report; target states are as they are now, not as the session left them.' })
+    const selected = ids.size ? st.statuses.filter((ts) => ids.has(ts.target.id)) : st.statuses
+    data = buildReportData({ config: ws.config, info, statuses: selected, models: st.models, events: readEvents(sessionDir), note: 'This session did not finish writing its report; target states are as they are now, not as the session left them.' })
   }
   const file = path.resolve(opts.cwd ?? process.cwd(), opts.output ?? path.join(sessionDir, REPORT_FILE))
   if (!existsSync(path.dirname(file))) mkdirSync(path.dirname(file), { recursive: true })

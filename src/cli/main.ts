@@ -77,7 +77,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       if (o.dryRun) {
         const perModel = new Map<string, number>()
         for (const p of res.planned) perModel.set(p.model, (perModel.get(p.model) ?? 0) + 1)
-        if (res.planned.length === 0) say(c.green(`velora: everything is up to date (${res.status.targets.length} targets); nothing would run`))
+        if (res.planned.length === 0) say(c.green(`velora: everything is up to date (${res.targets} targets); nothing would run`))
         else {
           say(`velora: would run ${res.planned.length} step${res.planned.length === 1 ? '' : 's'} (dry run: nothing was run or written)`)
           if (estimate) for (const l of formatEstimate(estimate, c)) say(l)

@@ -2,7 +2,7 @@
 import { select } from '../graph/patterns.js'
 import { hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
 import { planTarget, type TargetStatus } from '../plan/plan.js'
-import { modelCounts, statusJson, targetMetrics, type StatusJson } from '../report/json.js'
+import { statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
 import { openForPlan, type Workspace, type WorkspaceOptions } from '../workspace.js'
@@ -26,7 +26,7 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   const ws = await openForPlan(opts)
   const statuses = planSelection(ws, opts.patterns ?? [])
   let json: StatusJson | undefined
-  const models = modelCounts(ws.config, statuses.map((ts) => ({ model: ts.target.model, state: ts.state, metrics: targetMetrics(ts) })))
+  const models = statusModels(ws.config, statuses)
   return {
     workspace: ws,
     statuses,

@@ -4,7 +4,9 @@ import path from 'node:path'
 import type { ResolvedConfig } from '../config/types.js'
 import type { SessionInfo } from '../store/session.js'
 import type { BuildEvent } from './events.js'
-import type { StatusJson } from './json.js'
+import type { TargetStatus } from '../plan/plan.js'
+import { formatReason } from '../plan/reasons.js'
+import { selectedState, targetMetrics, type StatusJson } from './json.js'
 import { tail } from './summary.js'
 
 /** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
@@ -57,14 +59,20 @@ export const TAIL_CAP = 200
 export interface ReportInput {
   config: ResolvedConfig
   info: SessionInfo
-  status: StatusJson
+  /** The targets to show, as planned after the build. */
+  statuses: TargetStatus[]
+  /** The steps selected of a target, when not all of them (`pattern:step`). */
+  stepFilter?: (ts: TargetStatus) => Set<string> | undefined
+  /** Per-model counts and metrics (statusModels). */
+  models: StatusJson['models']
   events: BuildEvent[]
   note?: string
 }
 
 const NOTHING_RAN: Record<string, string> = Object.freeze({}) as Record<string, string>
+const FAILED = new Set(['failed', 'timeout', 'interrupted', 'blocked'])
 
-export function buildReportData({ config, info, status, events, note }: ReportInput): ReportData {
+export function buildReportData({ config, info, statuses, stepFilter, models: modelCounts, events, note }: ReportInput): ReportData {
   const steps = config.steps.map((s) => s.name)
   const metrics = Object.values(config.metrics).map((m) => ({ name: m.name, agg: m.agg, step: m.step }))
   const models = Object.keys(config.models)
@@ -74,7 +82,7 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
     if (i < 0) i = list.push(v) - 1
     return i
   }
-  const modelStats: ReportData['modelStats'] = models.map((m) => ({ counts: zeroCounts(), metrics: { ...(status.models[m]?.metrics ?? {}) } }))
+  const modelStats: ReportData['modelStats'] = models.map((m) => ({ counts: zeroCounts(), metrics: { ...(modelCounts[m]?.metrics ?? {}) } }))
   const targets: TargetRow[] = []
   const failures: Failure[] = []
   // target index by id, for the timeline: only the targets its events name
@@ -83,27 +91,32 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
   const byId = new Map<string, number>()
   const NO_METRICS: unknown[] = []
   let tails = 0
-  // (a plain loop with a table of codes: at 22,940 targets this runs once, mostly before V8 optimizes it)
+  // (a plain loop over the plan with a table of codes: no status object per target. At 22,940
+  // targets this runs once, mostly before V8 optimizes it)
   let lastModel = ''
   let mi = -1
   // a Map, not info.targets[t.id]: looking a fresh string up as a property internalizes it
   const ranById = new Map(Object.entries(info.targets))
-  for (const t of status.targets) {
+  for (const ts of statuses) {
+    const t = ts.target
+    const filter = stepFilter?.(ts)
     const ran: Record<string, string> = ranById.get(t.id) ?? NOTHING_RAN
     const stepRows: StepRow[] = new Array(steps.length)
     for (let k = 0; k < steps.length; k++) {
       const name = steps[k]
-      const s = t.steps[name]
-      if (!s) {
+      const s = ts.steps[name]
+      if (!s || (filter && !filter.has(name))) {
         stepRows[k] = null
         continue
       }
+      const r = s.record
       const st = s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state
-      const row: NonNullable<StepRow> = [CELL_CODE[st as CellState], s.attempts, s.exitCode, s.durationMs]
-      if (s.jobId) row.push(`job ${s.jobId}${s.node ? ' on ' + s.node : ''}`)
+      const row: NonNullable<StepRow> = [CELL_CODE[st as CellState], r?.attempts ?? 0, r?.exitCode ?? null, r?.durationMs ?? null]
+      if (r?.jobId) row.push(`job ${r.jobId}${r.node ? ' on ' + r.node : ''}`)
       stepRows[k] = row
     }
-    const state: CellState = t.state === 'built' ? (ran !== NOTHING_RAN && Object.values(ran).includes('built') ? 'built' : 'uptodate') : (t.state as CellState)
+    const tstate = selectedState(ts, filter)
+    const state: CellState = tstate === 'built' ? (ran !== NOTHING_RAN && Object.values(ran).includes('built') ? 'built' : 'uptodate') : (tstate as CellState)
     if (t.model !== lastModel) {
       lastModel = t.model
       mi = idx(models, t.model)
@@ -112,22 +125,29 @@ export function buildReportData({ config, info, status, events, note }: ReportIn
     modelStats[mi].counts[state]++
     modelStats[mi].counts.total++
     if (evTargets.has(t.id)) byId.set(t.id, targets.length)
-    targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_CODE[state], stepRows, metrics.length ? metrics.map((m) => t.metrics[m.name] ?? null) : NO_METRICS])
+    let metricRow = NO_METRICS
+    if (metrics.length) {
+      const values = targetMetrics(ts)
+      metricRow = metrics.map((m) => values[m.name] ?? null)
+    }
+    targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_CODE[state], stepRows, metricRow])
+    if (tstate === 'built') continue // nothing failed here (a built target's steps are all built)
     const own: Failure[] = []
-    if (t.state === 'built') continue // nothing failed here (a built target's steps are all built)
-    for (const [name, s] of Object.entries(t.steps)) {
-      if (!['failed', 'timeout', 'interrupted', 'blocked'].includes(s.state)) continue
+    for (const name in ts.steps) {
+      const s = ts.steps[name]
+      if ((filter && !filter.has(name)) || !FAILED.has(s.state)) continue
       // a blocked step is told with the failure that blocked it, not as one more failure
       if (s.state === 'blocked' && own.length) {
         ;(own[own.length - 1].blocked ??= []).push(name)
         continue
       }
+      const reasons = s.reasons.map(formatReason)
       const f: Failure = {
         target: targets.length - 1,
         step: name,
         state: s.state,
-        reason: s.state === 'blocked' ? 'blocked: a step it needs did not build' : (s.reasons.find((r) => r.startsWith('last attempt')) ?? s.reasons.join('; ')),
-        exitCode: s.exitCode,
+        reason: s.state === 'blocked' ? 'blocked: a step it needs did not build' : (reasons.find((r) => r.startsWith('last attempt')) ?? reasons.join('; ')),
+        exitCode: s.record?.exitCode ?? null,
       }
       if (s.state !== 'blocked' && tails++ < TAIL_CAP)
         f.tail = tail(path.join(config.workspace, t.dir, `${name}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))

@@ -2,14 +2,12 @@
 // Header, per-model bars and failures are static HTML; the grid and timeline are drawn by html-client.ts.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import type { ResolvedConfig } from '../config/types.js'
 import { writeFileAtomic } from '../store/atomic.js'
-import { readEvents, type SessionInfo } from '../store/session.js'
+import { readEvents } from '../store/session.js'
 import { mark } from '../trace.js'
 import { formatDuration } from '../util.js'
 import { CLIENT_CSS, CLIENT_JS } from './html-client.js'
-import { BAR_OUTCOMES, buildReportData, CELL_STATES, type CellState, type ReportData } from './html-data.js'
-import type { StatusJson } from './json.js'
+import { BAR_OUTCOMES, buildReportData, CELL_STATES, type CellState, type ReportData, type ReportInput } from './html-data.js'
 import { formatMetric } from './summary.js'
 
 export const REPORT_FILE = 'report.html'
@@ -113,13 +111,7 @@ function failuresHtml(data: ReportData, outDir: string): string {
     .join('\n')
 }
 
-export interface SessionReportInput {
-  config: ResolvedConfig
-  dir: string
-  info: SessionInfo
-  status: StatusJson
-  note?: string
-}
+export type SessionReportInput = Omit<ReportInput, 'events'> & { dir: string }
 
 /** Write report-data.json and report.html into the session folder. Never throws: returns the error. */
 export function writeSessionReport(input: SessionReportInput): { file?: string; error?: string } {

@@ -61,13 +61,14 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJs
     steps[name] = j
   }
   const t = ts.target
-  const state = stepFilter ? worstState(Object.values(steps).map((s) => s.state)) : ts.state
-  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state, steps, metrics: targetMetrics(ts) }
+  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), steps, metrics: targetMetrics(ts) }
 }
 
-export function worstState(states: StepState[]): StepState {
+/** A target's state over its selected steps: its worst step's state (all steps without a filter). */
+export function selectedState(ts: TargetStatus, stepFilter?: Set<string>): StepState {
+  if (!stepFilter) return ts.state
   let w = STATE_ORDER.length - 1
-  for (const s of states) w = Math.min(w, STATE_ORDER.indexOf(s))
+  for (const name in ts.steps) if (stepFilter.has(name)) w = Math.min(w, STATE_ORDER.indexOf(ts.steps[name].state))
   return STATE_ORDER[w]
 }
 
@@ -102,6 +103,13 @@ export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'm
     if (out[m].total === 0) delete out[m]
   }
   return out
+}
+
+/** The status object's per-model counts and metrics, without an object per target. */
+export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson['models'] {
+  const hasMetrics = Object.keys(config.metrics).length > 0
+  const none: Record<string, unknown> = {}
+  return modelCounts(config, statuses.map((ts) => ({ model: ts.target.model, state: selectedState(ts, stepFilter?.(ts)), metrics: hasMetrics ? targetMetrics(ts) : none })))
 }
 
 export function statusJson(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson {

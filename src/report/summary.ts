@@ -6,7 +6,10 @@ import type { ChalkInstance } from 'chalk'
 import type { ResolvedConfig } from '../config/types.js'
 import type { BuildResult } from '../run/build.js'
 import type { FinalOutcome } from '../run/scheduler.js'
-import type { ModelCounts, StatusJson } from './json.js'
+import type { TargetStatus } from '../plan/plan.js'
+import { selectedState, targetJson, type ModelCounts, type StatusJson } from './json.js'
+
+const NOT_BUILT = new Set(['failed', 'timeout', 'interrupted', 'blocked'])
 
 export function formatMetric(v: number | null | undefined, agg: 'rate' | 'sum' | 'mean'): string {
   if (v === null || v === undefined) return '-'
@@ -45,41 +48,42 @@ export function tail(file: string, n = 10): string[] {
 }
 
 export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.cwd()): string[] {
-  const { config, status } = res
+  const { config, statuses, stepFilter, models } = res
   const out: string[] = []
   const per = new Map<string, Record<string, number>>()
-  for (const t of status.targets) {
-    const m = per.get(t.model) ?? { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }
-    per.set(t.model, m)
-    m.total++
-  }
   const outcomeOf = new Map(res.outcomes.map((o) => [o.id, o.steps]))
-  for (const t of status.targets) {
-    const m = per.get(t.model)!
+  const failed: TargetStatus[] = []
+  for (const ts of statuses) {
+    const t = ts.target
+    let m = per.get(t.model)
+    if (!m) per.set(t.model, (m = { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }))
+    m.total++
+    const state = selectedState(ts, stepFilter(ts))
+    if (NOT_BUILT.has(state)) failed.push(ts)
     const steps = outcomeOf.get(t.id)
     if (!steps) {
-      if (t.state === 'built') m.cached++
-      else if (t.state in m) m[t.state]++
+      if (state === 'built') m.cached++
+      else if (state in m) m[state]++
       continue
     }
     const outs = Object.values(steps) as FinalOutcome[]
     const key = outs.includes('interrupted')
       ? 'interrupted'
-      : t.state === 'timeout'
+      : state === 'timeout'
         ? 'timeout'
-        : t.state === 'failed' || t.state === 'blocked' || outs.includes('failed')
+        : state === 'failed' || state === 'blocked' || outs.includes('failed')
           ? 'failed'
-          : t.state === 'built'
+          : state === 'built'
             ? outs.includes('built') ? 'built' : 'cached'
             : outs.every((o) => o === 'not-run') ? 'notRun' // never started: interrupted or --fail-fast first
-              : t.state in m ? t.state : 'failed'
+              : state in m ? state : 'failed'
     m[key]++
   }
   const metricNames = Object.keys(config.metrics)
   const notRun = [...per.values()].some((m) => m.notRun > 0)
   const rows = [['model', 'built', 'cached', 'failed', 'timeout', 'interrupted', ...(notRun ? ['not run'] : []), 'total', ...metricNames]]
   for (const [model, m] of per) {
-    const mc = status.models[model] as ModelCounts | undefined
+    const mc = models[model] as ModelCounts | undefined
     rows.push([
       model,
       String(m.built), String(m.cached),
@@ -92,10 +96,9 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
     ])
   }
   out.push('', ...table(rows, c))
-  const failed = status.targets.filter((t) => ['failed', 'timeout', 'interrupted', 'blocked'].includes(t.state))
   if (failed.length) {
     out.push('', c.bold(`${failed.length} target${failed.length === 1 ? '' : 's'} not built:`))
-    const shown = failed.slice(0, 20)
+    const shown = failed.slice(0, 20).map((ts) => targetJson(ts, stepFilter(ts)))
     for (const t of shown) {
       for (const [step, s] of Object.entries(t.steps)) {
         if (!['failed', 'timeout', 'interrupted'].includes(s.state)) continue

@@ -15,7 +15,7 @@ import { summarize } from '../plan/fingerprint.js'
 import type { BuildEvent, Listener, PlannedStep } from '../report/events.js'
 import { estimatePlan, historyFor } from '../report/estimate.js'
 import { writeSessionReport } from '../report/html.js'
-import { statusJson, type StatusJson } from '../report/json.js'
+import { selectedState, statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { HOST, tryLock, unlock } from '../store/lock.js'
 import { RECORD_VERSION, writeRecord, writeRecordAsync, type StepRecord, type TargetRecord } from '../store/record.js'
 import { Session } from '../store/session.js'
@@ -67,8 +67,14 @@ export interface BuildResult {
   planned: PlannedStep[]
   session?: { id: string; dir: string }
   outcomes: TargetOutcome[]
-  /** The status object (SPEC §7) of the selected targets, after the build (or before, for a dry run). */
+  /** The status object (SPEC §7) of the selected targets, after the build (or before, for a dry run); made when first read. */
   status: StatusJson
+  /** The plan of the targets the build considered, after it ran (what the status object is made from). */
+  statuses: TargetStatus[]
+  /** The steps selected of a target, when not all of them (`pattern:step`). */
+  stepFilter: (ts: TargetStatus) => Set<string> | undefined
+  /** The status object's per-model counts and metrics alone. */
+  models: StatusJson['models']
   /** How many targets were selected. */
   targets: number
   /** Every selected target is built (every step, not only the selected ones). */
@@ -146,6 +152,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     emit({ type: 'plan', time: Date.now(), targets: sel.targets.length, upToDate: 0, toRun: planned, models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type, ...planInfo })
     // the status object costs a tenth of a no-op at 20,000 targets: made when first asked for
     let status: StatusJson | undefined
+    let models: StatusJson['models'] | undefined
     const makeStatus = () => {
       status = statusJson(config, statuses, stepFilter)
       if (opts.dryRun) {
@@ -162,6 +169,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       exitCode: opts.dryRun ? 0 : allBuilt ? 0 : 1, interrupted: false, dryRun: !!opts.dryRun, upToDate: units.length === 0, planned, outcomes: [],
       get status() {
         return status ?? makeStatus()
+      },
+      statuses: considered, stepFilter,
+      get models() {
+        return (models ??= statusModels(config, considered, stepFilter))
       },
       targets: sel.targets.length, allTargetsBuilt: statuses.every((ts) => ts.state === 'built'), config, warnings,
     }
@@ -446,11 +457,13 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   const after = considered.map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
   mark('ran; re-planned what ran')
-  const status = statusJson(config, after, stepFilter)
-  mark('status built')
+  // the summary and the report work from the plan; the status object is made when asked for
+  const models = statusModels(config, after, stepFilter)
+  let status: StatusJson | undefined
+  mark('model counts')
   io.save()
   mark('index saved')
-  const notBuilt = status.targets.some((t) => t.state !== 'built')
+  const notBuilt = after.some((ts) => selectedState(ts, stepFilter(ts)) !== 'built')
   // a step that failed in this session fails the build even when its failure could not be
   // recorded (unwritable folder, full disk) and the last success still stands
   const stepFailed = [...results.values()].some((r) => r === 'failed' || r === 'timeout')
@@ -469,8 +482,15 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   record({ type: 'session-finished', time: Date.now(), exitCode, interrupted, counts })
   session.close()
   mark('session saved')
-  writeSessionReport({ config, dir: session.dir, info: session.info, status }) // report.html (+ report-data.json); never throws
+  writeSessionReport({ config, dir: session.dir, info: session.info, statuses: after, stepFilter, models }) // report.html (+ report-data.json); never throws
   mark('report written')
-  return { exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()], status, targets: sel.targets.length, allTargetsBuilt: !status.targets.some((t) => t.state !== 'built'), config, warnings }
+  return {
+    exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()],
+    get status() {
+      return (status ??= statusJson(config, after, stepFilter))
+    },
+    statuses: after, stepFilter, models,
+    targets: sel.targets.length, allTargetsBuilt: !notBuilt, config, warnings,
+  }
 }
 

@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../../src/config/types.js'
 import type { BuildEvent } from '../../src/report/events.js'
 import { buildReportData, CELL_STATES, type ReportData } from '../../src/report/html-data.js'
 import { renderReport } from '../../src/report/html.js'
-import type { StatusJson, TargetJson } from '../../src/report/json.js'
+import type { TargetStatus } from '../../src/plan/plan.js'
 import type { SessionInfo } from '../../src/store/session.js'
 import { makeWorkspace, removeWorkspace, requireOrSkip, ROOT, velora } from '../helpers.js'
 import { hasChromium, openBrowser, shotPath } from './browser.js'
@@ -193,7 +193,7 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
     steps: [{ name: 'infer', needs: [] }, { name: 'eval', needs: ['infer'] }],
     metrics: { resolved: { name: 'resolved', step: 'eval', agg: 'rate' }, cost: { name: 'cost', step: 'infer', agg: 'sum' } },
   } as unknown as ResolvedConfig
-  const targets: TargetJson[] = []
+  const targets: TargetStatus[] = []
   const events: BuildEvent[] = []
   const info = { id: 'session_20250101_000000', argv: ['velora', 'build'], cwd: dir, config: config.file, executor: 'local', jobs: 64, startedAt: new Date(0).toISOString(), endedAt: new Date(3_600_000).toISOString(), durationMs: 3_600_000, state: 'finished', exitCode: 1, pid: 1, host: 'h', counts: {}, targets: {} } as SessionInfo
   events.push({ type: 'plan', time: 0, targets: nModels * nInstances, upToDate: 0, toRun: [], models, jobs: 64, executor: 'local' })
@@ -203,8 +203,14 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
     for (let i = 0; i < nInstances; i++) {
       const id = `${m}/swe/inst-${i}`
       const state = (i * 7 + m.length) % 97 === 0 ? 'failed' : i % 211 === 5 ? 'timeout' : 'built'
-      const step = (s: string, st: string) => ({ state: st, reasons: st === 'built' ? [] : [`last attempt ${st === 'timeout' ? 'timed out after 30m' : 'failed (exit 1)'}`], attempts: 1, exitCode: st === 'failed' ? 1 : 0, durationMs: 60_000 + (i % 13) * 1000 }) as TargetJson['steps'][string]
-      targets.push({ id, model: m, dataset: 'swe', instance: `inst-${i}`, dir: `targets/${id}`, state: state as TargetJson['state'], steps: { infer: step('infer', state), eval: step('eval', state === 'built' ? 'built' : 'blocked') }, metrics: { resolved: i % 3 === 0, cost: 0.25 } })
+      // the plan of a target, as the build leaves it (only the fields the report reads)
+      const step = (st: string, metrics: Record<string, unknown>) => ({
+        state: st,
+        reasons: st === 'built' ? [] : st === 'timeout' ? [{ kind: 'last-timeout', timeoutMs: 1_800_000 }] : [{ kind: 'last-failed', exitCode: 1 }],
+        record: { attempts: 1, exitCode: st === 'failed' ? 1 : 0, durationMs: 60_000 + (i % 13) * 1000, metrics },
+      })
+      const target = { id, model: m, dataset: 'swe', instance: { id: `inst-${i}` }, dir: `targets/${id}` }
+      targets.push({ target, state, steps: { infer: step(state, { cost: 0.25 }), eval: step(state === 'built' ? 'built' : 'blocked', { resolved: i % 3 === 0 }) } } as unknown as TargetStatus)
       info.targets[id] = { infer: state, eval: state === 'built' ? 'built' : 'blocked' }
       for (const s of state === 'built' ? ['infer', 'eval'] : ['infer']) {
         const lane = k++ % 64
@@ -214,6 +220,5 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
         events.push({ type: 'step-finished', time: start + 50_000, target: id, model: m, instance: `inst-${i}`, step: s, attempt: 1, lane, outcome: state === 'built' ? 'built' : (state as 'failed'), durationMs: 50_000, startedAt: start })
       }
     }
-  const status: StatusJson = { targets, models: {} }
-  return { config, info, status, events }
+  return { config, info, statuses: targets, models: {}, events }
 }
