@@ -1,5 +1,5 @@
 // The real PlanIO: records from disk, lstat, streamed sha256 in bounded chunks, lock liveness.
-import { closeSync, openSync, readSync, statSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import fg from 'fast-glob'
@@ -14,7 +14,8 @@ const CHUNK = 1 << 20
 let buf: Buffer | undefined
 
 /** sha256 of a file read in 1 MB chunks: memory stays bounded whatever the size. */
-export function hashFileSync(file: string): string {
+/** sha256 of a file; with `fsync`, also flushed to the disk through the same descriptor (best effort). */
+export function hashFileSync(file: string, fsync = false): string {
   buf ??= Buffer.allocUnsafe(CHUNK)
   const h = createHash('sha256')
   const fd = openSync(file, 'r')
@@ -24,6 +25,10 @@ export function hashFileSync(file: string): string {
       if (n === 0) break
       h.update(buf.subarray(0, n))
     }
+    if (fsync)
+      try {
+        fsyncSync(fd)
+      } catch {}
   } finally {
     closeSync(fd)
   }

@@ -17,7 +17,7 @@ import { estimatePlan, historyFor } from '../report/estimate.js'
 import { writeSessionReport } from '../report/html.js'
 import { selectedState, statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { HOST, tryLock, unlock } from '../store/lock.js'
-import { RECORD_VERSION, writeRecord, writeRecordAsync, type StepRecord, type TargetRecord } from '../store/record.js'
+import { RECORD_VERSION, writeRecord, type StepRecord, type TargetRecord } from '../store/record.js'
 import { Session } from '../store/session.js'
 import { mark } from '../trace.js'
 import { recordWarnings } from '../ops/status.js'
@@ -424,7 +424,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       try {
         // the record is the commit point; a crash before the move is rolled forward by
         // recoverTarget (the outputs wait in outDir with the recorded inode, size and mtime)
-        await writeRecordAsync(dir, rec)
+        // (on the main thread, as the outputs' fsyncs: see hashAndSync in commit.ts)
+        writeRecord(dir, rec)
         await commitPause('recorded', t.id, s.name)
         moveOutputs(outDir, dir, s.outputs)
       } catch (e) {

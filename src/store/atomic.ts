@@ -1,6 +1,6 @@
 // Atomic file writes: a temp file in the same folder, fsync, rename over the target.
 // A reader sees the old content or the new one, never a torn file, even after kill -9.
-import { close, closeSync, fsync, fsyncSync, open, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { fsPromises } from '../builtins.js'
 import path from 'node:path'
 
@@ -30,47 +30,26 @@ export function writeFileAtomic(file: string, data: string | Buffer, opts: { fsy
   }
 }
 
-/**
- * writeFileAtomic off the main thread (libuv's pool does the write and the fsync), so the
- * event loop keeps starting and reaping steps while one step's record reaches the disk.
- */
-export async function writeFileAtomicAsync(file: string, data: string | Buffer, opts: { fsync?: boolean } = {}): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++counter}.tmp`)
-  const fsp = fsPromises()
-  const fh = await fsp.open(tmp, 'w')
+/** fsync a file, or a folder so that a rename inside it survives power loss. Best effort. */
+export function fsyncPath(p: string): void {
   try {
-    await fh.writeFile(data)
-    if (opts.fsync !== false) await fh.sync()
-  } catch (e) {
-    await fh.close().catch(() => {})
-    await fsp.unlink(tmp).catch(() => {})
-    throw e
-  }
-  await fh.close()
-  try {
-    await fsp.rename(tmp, file)
-  } catch (e) {
-    await fsp.unlink(tmp).catch(() => {})
-    throw e
-  }
-}
-
-/** fsyncDir without waiting for it (best effort either way): the step's lane is free at once. */
-export function fsyncDirLater(dir: string): void {
-  open(dir, 'r', (err, fd) => {
-    if (err) return
-    fsync(fd, () => close(fd, () => {}))
-  })
-}
-
-/** fsync a folder so a rename inside it survives power loss. Best effort. */
-export function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r')
+    const fd = openSync(p, 'r')
     try {
       fsyncSync(fd)
     } finally {
       closeSync(fd)
+    }
+  } catch {}
+}
+
+/** fsyncPath off the main thread (libuv's pool). Best effort. */
+export async function fsyncPathAsync(p: string): Promise<void> {
+  try {
+    const fh = await fsPromises().open(p, 'r')
+    try {
+      await fh.sync()
+    } finally {
+      await fh.close()
     }
   } catch {}
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Fingerprint } from '../plan/fingerprint.js'
-import { writeFileAtomic, writeFileAtomicAsync } from './atomic.js'
+import { writeFileAtomic } from './atomic.js'
 
 export const RECORD_VERSION = 1
 export const RECORD_FILE = 'target.json'
@@ -101,13 +101,4 @@ export function readRecord(targetDir: string): ReadResult {
 
 export function writeRecord(targetDir: string, rec: TargetRecord, opts: { fsync?: boolean } = {}): void {
   writeFileAtomic(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n', opts)
-}
-
-/**
- * writeRecord with the write and fsync off the main thread (the build's hot path). fsync: false
- * for a record whose loss in a power cut costs nothing (a step's `running` state: the record
- * before it is as good a place to resume from).
- */
-export function writeRecordAsync(targetDir: string, rec: TargetRecord, opts: { fsync?: boolean } = {}): Promise<void> {
-  return writeFileAtomicAsync(path.join(targetDir, RECORD_FILE), JSON.stringify(rec, null, 1) + '\n', opts)
 }
