@@ -5,6 +5,10 @@ import { mkdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { build, status, defineConfig, type BuildEvent } from '../../src/index.js'
+import { Chalk } from 'chalk'
+import { CELL_STATES } from '../../src/report/html-data.js'
+import { readReportData } from '../../src/report/html.js'
+import { buildSummary } from '../../src/report/summary.js'
 import { calls, makeWorkspace, removeWorkspace, ROOT, velora } from '../helpers.js'
 
 const dirs: string[] = []
@@ -29,6 +33,31 @@ describe('library API', () => {
     const again = await build({ cwd: dir, patterns: ['opus'] })
     expect(again.upToDate).toBe(true)
     expect(again.session).toBeUndefined()
+  })
+
+  it('a build of one step (opus:infer) is judged, summarised and reported on that step alone', async () => {
+    // repo__proj-2's infer fails: one target not built, the others built though their eval never ran
+    const dir = makeWorkspace({ instances: [1, 2, 3].map((i) => ({ instance_id: `repo__proj-${i}`, ...(i === 2 ? { fail: 'always' } : {}) })) })
+    dirs.push(dir)
+    const res = await build({ cwd: dir, patterns: ['opus:infer'], jobs: 2 })
+    expect(res.exitCode).toBe(1)
+    expect(res.allTargetsBuilt).toBe(false)
+    const state = Object.fromEntries(res.status.targets.map((t) => [t.instance, t.state]))
+    expect(state).toEqual({ 'repo__proj-1': 'built', 'repo__proj-2': 'failed', 'repo__proj-3': 'built' })
+    expect(res.status.targets.every((t) => Object.keys(t.steps).join() === 'infer')).toBe(true)
+    expect(res.models.opus).toMatchObject({ total: 3, built: 2, failed: 1 })
+    const summary = buildSummary(res, new Chalk({ level: 0 }), dir).join('\n')
+    expect(summary).toMatch(/^opus +2 +0 +1 +0 +0 +3/m)
+    expect(summary).toContain('1 target not built:')
+    expect(summary).toMatch(/✗ opus\/lite\/repo__proj-2 infer failed/)
+    const data = readReportData(res.session!.dir)!
+    expect(data.targets.map((r) => [r[2], CELL_STATES[r[3]], r[4][1]])).toEqual([
+      ['repo__proj-1', 'built', null],
+      ['repo__proj-2', 'failed', null],
+      ['repo__proj-3', 'built', null],
+    ])
+    expect(data.failures.map((f) => [f.target, f.step, f.state])).toEqual([[1, 'infer', 'failed']])
+    expect(data.modelStats[0].counts).toMatchObject({ total: 3, built: 2, failed: 1 })
   })
 
   it('defineConfig is an identity function', () => {
