@@ -1,6 +1,6 @@
 // report.html as a person sees it: a real demo session opened from disk in Chromium (counts,
 // grid cells, a tooltip, a failure's log tail, no console errors, no network), and 22,940 targets.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -60,6 +60,25 @@ describe('report.html of a real demo session', () => {
     const bad = velora(ws, ['report', 'session_19990101_000000'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('no session "session_19990101_000000"')
+  })
+
+  it('velora report rebuilds the data of a session that did not write it, from the targets as they are now', () => {
+    // a copy of the session without report-data.json, as a build killed before its end leaves it
+    const copy = path.join(ws, 'sessions', 'session_20000101_000000')
+    mkdirSync(copy)
+    for (const f of ['session.json', 'events.jsonl']) cpSync(path.join(sessionDir, f), path.join(copy, f))
+    const info = JSON.parse(readFileSync(path.join(copy, 'session.json'), 'utf8'))
+    writeFileSync(path.join(copy, 'session.json'), JSON.stringify({ ...info, id: 'session_20000101_000000' }))
+    const out = path.join(ws, 'rebuilt.html')
+    const r = velora(ws, ['report', 'session_20000101_000000', '-o', out])
+    expect(r.code, r.stderr).toBe(0)
+    const html = readFileSync(out, 'utf8')
+    expect(html).toContain('did not finish writing its report')
+    // the same targets, states and failures as the report the build wrote
+    const rebuilt = JSON.parse(/<script type="application\/json" id="velora-data">(.*?)<\/script>/s.exec(html)![1]) as ReportData
+    expect(rebuilt.targets.map((t) => [t[2], t[3]])).toEqual(data.targets.map((t) => [t[2], t[3]]))
+    expect(rebuilt.failures.map((f) => [f.target, f.step, f.state])).toEqual(data.failures.map((f) => [f.target, f.step, f.state]))
+    rmSync(copy, { recursive: true })
   })
 
   it('velora build --dry-run estimates time and cost from these runs, or says there is no history', () => {
