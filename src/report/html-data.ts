@@ -6,7 +6,7 @@ import type { SessionInfo } from '../store/session.js'
 import type { BuildEvent } from './events.js'
 import type { TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
-import { selectedState, targetMetrics, type StatusJson } from './json.js'
+import { NOT_BUILT, selectedState, targetMetrics, type StatusJson } from './json.js'
 import { tail } from './summary.js'
 
 /** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
@@ -70,7 +70,6 @@ export interface ReportInput {
 }
 
 const NOTHING_RAN: Record<string, string> = Object.freeze({}) as Record<string, string>
-const FAILED = new Set(['failed', 'timeout', 'interrupted', 'blocked'])
 
 export function buildReportData({ config, info, statuses, stepFilter, models: modelCounts, events, note }: ReportInput): ReportData {
   const steps = config.steps.map((s) => s.name)
@@ -135,7 +134,7 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     const own: Failure[] = []
     for (const name in ts.steps) {
       const s = ts.steps[name]
-      if ((filter && !filter.has(name)) || !FAILED.has(s.state)) continue
+      if ((filter && !filter.has(name)) || !NOT_BUILT.has(s.state)) continue
       // a blocked step is told with the failure that blocked it, not as one more failure
       if (s.state === 'blocked' && own.length) {
         ;(own[own.length - 1].blocked ??= []).push(name)

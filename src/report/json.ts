@@ -64,6 +64,9 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJs
   return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), steps, metrics: targetMetrics(ts) }
 }
 
+/** The states of a step, or target, that a build tried and did not build. */
+export const NOT_BUILT: ReadonlySet<string> = new Set(['failed', 'timeout', 'interrupted', 'blocked'])
+
 /** A target's state over its selected steps: its worst step's state (all steps without a filter). */
 export function selectedState(ts: TargetStatus, stepFilter?: Set<string>): StepState {
   if (!stepFilter) return ts.state

@@ -7,9 +7,7 @@ import type { ResolvedConfig } from '../config/types.js'
 import type { BuildResult } from '../run/build.js'
 import type { FinalOutcome } from '../run/scheduler.js'
 import type { TargetStatus } from '../plan/plan.js'
-import { selectedState, targetJson, type ModelCounts, type StatusJson } from './json.js'
-
-const NOT_BUILT = new Set(['failed', 'timeout', 'interrupted', 'blocked'])
+import { NOT_BUILT, selectedState, targetJson, type ModelCounts, type StatusJson } from './json.js'
 
 export function formatMetric(v: number | null | undefined, agg: 'rate' | 'sum' | 'mean'): string {
   if (v === null || v === undefined) return '-'
