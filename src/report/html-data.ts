@@ -129,7 +129,7 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
       const values = targetMetrics(ts)
       metricRow = metrics.map((m) => values[m.name] ?? null)
     }
-    targets.push([mi, idx(datasets, t.dataset), t.id.slice(t.model.length + t.dataset.length + 2), CELL_CODE[state], stepRows, metricRow])
+    targets.push([mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow])
     if (tstate === 'built') continue // nothing failed here (a built target's steps are all built)
     const own: Failure[] = []
     for (const name in ts.steps) {

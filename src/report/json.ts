@@ -86,33 +86,42 @@ export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): numb
 }
 
 export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'metrics'>[]): Record<string, ModelCounts> {
-  const out: Record<string, ModelCounts> = {}
-  const values: Record<string, Record<string, unknown[]>> = {}
-  for (const m of Object.keys(config.models)) {
-    const c = { total: 0 } as ModelCounts
-    for (const s of STATE_ORDER) c[s] = 0
-    c.metrics = {}
-    out[m] = c
-    values[m] = Object.fromEntries(Object.keys(config.metrics).map((k) => [k, []]))
-  }
-  for (const t of targets) {
-    const c = out[t.model]
-    c.total++
-    c[t.state]++
-    for (const k of Object.keys(config.metrics)) if (t.metrics[k] !== undefined) values[t.model][k].push(t.metrics[k])
-  }
-  for (const m of Object.keys(out)) {
-    for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)
-    if (out[m].total === 0) delete out[m]
-  }
-  return out
+  return countModels(config, (add) => {
+    for (const t of targets) add(t.model, t.state, t.metrics)
+  })
 }
 
 /** The status object's per-model counts and metrics, without an object per target. */
 export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson['models'] {
   const hasMetrics = Object.keys(config.metrics).length > 0
-  const none: Record<string, unknown> = {}
-  return modelCounts(config, statuses.map((ts) => ({ model: ts.target.model, state: selectedState(ts, stepFilter?.(ts)), metrics: hasMetrics ? targetMetrics(ts) : none })))
+  return countModels(config, (add) => {
+    for (const ts of statuses) add(ts.target.model, selectedState(ts, stepFilter?.(ts)), hasMetrics ? targetMetrics(ts) : undefined)
+  })
+}
+
+/** Per-model counts by state and aggregated metrics of the targets `each` adds. */
+function countModels(config: ResolvedConfig, each: (add: (model: string, state: StepState, metrics?: Record<string, unknown>) => void) => void): Record<string, ModelCounts> {
+  const out: Record<string, ModelCounts> = {}
+  const values: Record<string, Record<string, unknown[]>> = {}
+  const metricNames = Object.keys(config.metrics)
+  for (const m of Object.keys(config.models)) {
+    const c = { total: 0 } as ModelCounts
+    for (const s of STATE_ORDER) c[s] = 0
+    c.metrics = {}
+    out[m] = c
+    values[m] = Object.fromEntries(metricNames.map((k) => [k, []]))
+  }
+  each((model, state, metrics) => {
+    const c = out[model]
+    c.total++
+    c[state]++
+    if (metrics) for (const k of metricNames) if (metrics[k] !== undefined) values[model][k].push(metrics[k])
+  })
+  for (const m of Object.keys(out)) {
+    for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)
+    if (out[m].total === 0) delete out[m]
+  }
+  return out
 }
 
 export function statusJson(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson {

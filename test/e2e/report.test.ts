@@ -228,7 +228,7 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
         reasons: st === 'built' ? [] : st === 'timeout' ? [{ kind: 'last-timeout', timeoutMs: 1_800_000 }] : [{ kind: 'last-failed', exitCode: 1 }],
         record: { attempts: 1, exitCode: st === 'failed' ? 1 : 0, durationMs: 60_000 + (i % 13) * 1000, metrics },
       })
-      const target = { id, model: m, dataset: 'swe', instance: { id: `inst-${i}` }, dir: `targets/${id}` }
+      const target = { id, model: m, dataset: 'swe', instance: { id: `inst-${i}`, key: `inst-${i}` }, dir: `targets/${id}` }
       targets.push({ target, state, steps: { infer: step(state, { cost: 0.25 }), eval: step(state === 'built' ? 'built' : 'blocked', { resolved: i % 3 === 0 }) } } as unknown as TargetStatus)
       info.targets[id] = { infer: state, eval: state === 'built' ? 'built' : 'blocked' }
       for (const s of state === 'built' ? ['infer', 'eval'] : ['infer']) {
