@@ -13,8 +13,10 @@ import type { FileStat, PlanIO } from './plan.js'
 const CHUNK = 1 << 20
 let buf: Buffer | undefined
 
-/** sha256 of a file read in 1 MB chunks: memory stays bounded whatever the size. */
-/** sha256 of a file; with `fsync`, also flushed to the disk through the same descriptor (best effort). */
+/**
+ * sha256 of a file read in 1 MB chunks: memory stays bounded whatever the size. With `fsync`,
+ * the file is also flushed to the disk through the same descriptor (best effort).
+ */
 export function hashFileSync(file: string, fsync = false): string {
   buf ??= Buffer.allocUnsafe(CHUNK)
   const h = createHash('sha256')

@@ -491,7 +491,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       return (status ??= statusJson(config, after, stepFilter))
     },
     statuses: after, stepFilter, models,
-    targets: sel.targets.length, allTargetsBuilt: !notBuilt, config, warnings,
+    // every step of every selected target (the targets --skip-failed left out are not built)
+    targets: sel.targets.length, allTargetsBuilt: after.length === statuses.length && after.every((ts) => ts.state === 'built'), config, warnings,
   }
 }
 

@@ -1,5 +1,5 @@
-// Committing a successful step: check every declared output was written, hash it in a
-// stream, record it (atomic), then move it into the target folder. Never partial.
+// Committing a successful step: check every declared output was written, hash and fsync it,
+// record it (atomic), then move it into the target folder. Never partial.
 import { createReadStream, lstatSync, mkdirSync, openSync, readSync, closeSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'

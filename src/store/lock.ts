@@ -83,6 +83,8 @@ function heartbeat() {
 }
 
 export const HOLDER_PREFIX = '.velora-holder.'
+/** What a lock (or a holder file) says: this process, its session, since when. */
+const holderText = (session: string | undefined) => JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() })
 interface Holder {
   file: string
   ino: number
@@ -100,7 +102,7 @@ function holderFor(root: string, session: string | undefined): Holder | null {
   try {
     removeDeadHolders(root)
     const file = path.join(root, `${HOLDER_PREFIX}${HOST}.${process.pid}.${randomBytes(4).toString('hex')}`)
-    writeFileSync(file, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
+    writeFileSync(file, holderText(session))
     const st = statSync(file)
     h = { file, ino: st.ino, dev: st.dev, touched: Date.now() }
     if (holders.size === 0) process.once('exit', removeHolders)
@@ -150,7 +152,7 @@ export function tryLock(dir: string, session?: string, root?: string): { ok: tru
     try {
       const h = root ? holderFor(root, session) : null
       if (h) linkHolder(h, f, root!, session)
-      else createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
+      else createWithContent(f, holderText(session))
       held.add(f)
       if (!beat) {
         beat = setInterval(heartbeat, HEARTBEAT_MS)
@@ -191,10 +193,9 @@ function linkHolder(h: Holder, f: string, root: string, session: string | undefi
     }
     // links do not work here (EXDEV, EPERM, EMLINK…): from now on each lock is a file of its own
     holders.set(key, null)
-    createWithContent(f, JSON.stringify({ pid: process.pid, host: HOST, session, since: new Date().toISOString() }))
+    createWithContent(f, holderText(session))
   }
 }
-
 
 let tmpCounter = 0
 

@@ -244,7 +244,6 @@ export class RecordIndex {
   }
 }
 
-/** A row's recorded output files, in row order: the order of its files in the paths list after its target.json. */
 /** Where `file` is in outputNames(row), without making the list (a plan asks for each output of every target). */
 function outputIndex(row: Row, file: string): number {
   let n = 0
@@ -265,6 +264,7 @@ function outputCount(row: Row): number {
   return n
 }
 
+/** A row's recorded output files, in row order: the order of its files in the paths list after its target.json. */
 function outputNames(row: Row): string[] {
   const names: string[] = []
   for (let i = HEAD + OUTS; i < row.length; i += STEP_CELLS) {

@@ -58,6 +58,12 @@ describe('library API', () => {
     ])
     expect(data.failures.map((f) => [f.target, f.step, f.state])).toEqual([[1, 'infer', 'failed']])
     expect(data.modelStats[0].counts).toMatchObject({ total: 3, built: 2, failed: 1 })
+
+    // its selected step built, its eval not: the build succeeds, and not every target is built
+    const one = await build({ cwd: dir, patterns: ['gpt/lite/repo__proj-1:infer'] })
+    expect(one.exitCode).toBe(0)
+    expect(one.status.targets.map((t) => t.state)).toEqual(['built'])
+    expect(one.allTargetsBuilt).toBe(false)
   })
 
   it('defineConfig is an identity function', () => {
