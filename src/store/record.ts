@@ -60,7 +60,8 @@ export function parseRecord(text: string): ReadResult {
   try {
     rec = JSON.parse(text)
   } catch (e) {
-    return { ok: false, missing: false, message: `not valid JSON: ${(e as Error).message}` }
+    // (JSON.parse quotes the bytes it choked on: a garbage file's newlines and control bytes must not reach the terminal)
+    return { ok: false, missing: false, message: `not valid JSON: ${(e as Error).message.replace(/[\x00-\x1f\x7f-\x9f\ufffd]/g, '?')}` }
   }
   if (!rec || typeof rec !== 'object' || typeof rec.steps !== 'object' || rec.steps === null)
     return { ok: false, missing: false, message: 'not a velora target record' }
