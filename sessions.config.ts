@@ -36,5 +36,24 @@ export default defineConfig({
     resolved: { step: 'eval', file: 'eval_output.jsonl', path: 'resolved', agg: 'rate' },
     cost: { step: 'infer', file: 'output.jsonl', path: 'metrics.accumulated_cost', agg: 'sum' },
   },
+  // What an attempt's end means (README: "Outcomes"). Infra errors are retried (here twice, after
+  // 1 s then 2 s) and never count as results; model failures are results, kept and not rerun.
+  classify: {
+    infra: {
+      when: [
+        { log: /rate limited \(429\)|429 Too Many Requests/ },
+        { log: /sandbox container crashed/ },
+        { timeout: true, log: /waiting for sandbox/ },
+      ],
+      retries: 2,
+      backoff: '1s',
+    },
+    model: {
+      when: [
+        { output: 'output.jsonl', path: 'error', matches: /context window exceeded/ },
+        { log: /max iterations reached/ },
+      ],
+    },
+  },
   killGrace: '2s',
 })

@@ -35,20 +35,23 @@ const family = ["opus", "gpt", "kimi", "qwen"].find((f) => `${name} ${llm}`.toLo
 // Exactly two hangs in the demo (kimi on the 10th lite instance, qwen on the 40th).
 const HANGS = { kimi: "django__django-12470", qwen: "pydata__xarray-3364" };
 const hangGroup = family && HANGS[family] === id;
-// Thresholds tuned so the 4 demo models x 75 lite ids give 9 always-failing pairs (3%) and 13 flaky ones (4.3%).
+// Thresholds tuned so the 4 demo models x 75 lite ids give 9 bad pairs (3%) and 13 flaky ones (4.3%).
 const badGroup = !hangGroup && u(0) < 0.045;
 const flaky = !hangGroup && !badGroup && u(0) < 0.09;
-// A failure that outlasts every retry (a crashed sandbox, a context overflow) and a hang are a
-// bad spell of the first build, as in real runs: in a later build (this step's log already
-// holds attempt 1 of an earlier build) the agent gets through, so a second `velora build`
-// finishes the demo and a third is a no-op.
+// A bad pair is one of: the model overflows its context window (OpenHands style: an output line
+// with "error" and no patch, exit 0), the agent gives up after its iteration limit (exit 1, no
+// output), both model failures, results that a rerun would only re-pay for; or its sandbox
+// crashes (an infra error). A crashed sandbox and a hang are a bad spell of the first build, as
+// in real runs: in a later build (this step's log already holds attempt 1 of an earlier build)
+// the agent gets through, so a second `velora build` finishes the demo and a third is a no-op.
+const badKind = !badGroup ? undefined : u(2) < 0.4 ? "context" : u(2) < 0.7 ? "iterations" : "sandbox";
 let earlierBuild = false;
 try {
   const log = readFileSync(join(env.VELORA_TARGET_DIR ?? ".", `${env.VELORA_STEP ?? "infer"}.log`), "utf8");
   earlierBuild = (log.match(/ attempt 1 at /g) ?? []).length >= 2;
 } catch {}
 const hangs = hangGroup && !earlierBuild;
-const alwaysFails = badGroup && !earlierBuild;
+const sandboxCrash = badKind === "sandbox" && !earlierBuild;
 
 // Total work time in seconds: 0.2..2, skewed low (mean 0.2 + 1.8 / 4.5 = 0.6).
 const total = 0.2 + 1.8 * u(1) ** 3.5;
@@ -68,9 +71,21 @@ if (hangs) {
 } else {
   say("step 2: locating the bug and editing files");
   await sleep(total * 0.45);
-  if (alwaysFails) {
-    warn(`error: agent crashed: context window exceeded for ${llm} (${Math.round(120000 + u(2) * 80000)} tokens)`);
+  if (sandboxCrash) {
+    warn(`error: sandbox container crashed (exit 137) while running ${llm}'s edit`);
     process.exit(1);
+  }
+  if (badKind === "iterations") {
+    warn(`error: max iterations reached (100) without a patch`);
+    process.exit(1);
+  }
+  if (badKind === "context") {
+    const tokens = Math.round(120000 + u(3) * 80000);
+    warn(`error: context window exceeded for ${llm} (${tokens} tokens)`);
+    const record = { instance_id: id, instance, history: [], test_result: { git_patch: "" }, metadata: { agent: "velora-demo-agent", model: llm, params },
+      metrics: { accumulated_cost: Math.round(u(4) * 1e4) / 1e4 }, error: `context window exceeded (${tokens} tokens)` };
+    writeFileSync(join(env.VELORA_OUT_DIR, "output.jsonl"), JSON.stringify(record) + "\n");
+    process.exit(0);
   }
   warn("step 3: running tests");
   await sleep(total * 0.4);

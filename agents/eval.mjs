@@ -15,12 +15,19 @@ if (env.DEMO_AGENT_CALLS_LOG) {
 if (!env.VELORA_TARGET_DIR || !env.VELORA_OUT_DIR) fail("VELORA_TARGET_DIR and VELORA_OUT_DIR must be set (run me through velora)");
 
 const src = join(env.VELORA_TARGET_DIR, "output.jsonl");
+const unresolved = (why) => {
+  // a model failure is a result: scored as not resolved (SWE-bench does the same with an empty patch)
+  writeFileSync(join(env.VELORA_OUT_DIR, "eval_output.jsonl"), JSON.stringify({ instance_id: env.VELORA_INSTANCE_ID, resolved: false, tests_passed: 0, tests_failed: 0, error: why }) + "\n");
+  console.log(`[eval] ${env.VELORA_INSTANCE_ID}: not resolved (${why})`);
+  process.exit(0);
+};
 let text;
-try { text = readFileSync(src, "utf8"); } catch { fail(`missing infer output ${src}`); }
+try { text = readFileSync(src, "utf8"); } catch { unresolved("no trajectory: the agent wrote no output.jsonl"); }
 let out;
 try { out = JSON.parse(text.split("\n").find((l) => l.trim())); } catch { fail(`cannot parse the first line of ${src} as JSON`); }
 const patch = out?.test_result?.git_patch;
 if (typeof patch !== "string") fail(`${src} has no test_result.git_patch`);
+if (patch === "") unresolved(out.error ? `empty patch: ${out.error}` : "empty patch");
 
 const id = out.instance_id ?? env.VELORA_INSTANCE_ID;
 console.log(`[eval] applying patch for ${id} (${patch.split("\n").length} lines) and running tests...`);

@@ -19,8 +19,15 @@ import { openWorkspace } from '../workspace.js'
 import { formatDuration } from '../util.js'
 import { err, makeChalk, out } from './output.js'
 import { PACKAGE_ROOT } from '../self.js'
+import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
 
 const collect = (v: string, prev: string[]) => [...prev, v]
+const classList = (v: string, prev: OutcomeClass[] = []) => {
+  const list = v.split(',').map((x) => x.trim()).filter(Boolean)
+  for (const x of list)
+    if (!OUTCOME_CLASSES.includes(x as OutcomeClass)) throw new CommanderError(2, 'velora.badclass', `unknown class "${x}": expected ${OUTCOME_CLASSES.join(', ')}`)
+  return [...prev, ...(list as OutcomeClass[])]
+}
 const positiveInt = (v: string) => {
   const n = Number(v)
   if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'velora.badint', `expected a positive integer, got "${v}"`)
@@ -53,6 +60,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .option('--explain', 'print why each stale step will run')
     .option('--fail-fast', 'stop starting steps after the first failure')
     .option('--skip-failed', 'leave failed and timed-out targets alone')
+    .option('--only <classes>', 'only targets whose result is of these classes (ok, model, infra, error; comma-separated): --only infra reruns just the infra errors', classList)
     .addOption(new Option('--executor <type>', 'where steps run').choices(['local', 'slurm']))
     .option('--json', 'print the status object (SPEC §7) on stdout when done, and nothing else')
     .option('--no-progress', 'plain lines instead of the live view')
@@ -65,7 +73,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       const report = live ? ttyReporter(c) : plainReporter(say, c)
       let estimate: Estimate | undefined
       const res = await build({
-        configFile: o.config, patterns, jobs: o.jobs, force: o.force, dryRun: o.dryRun, failFast: o.failFast, skipFailed: o.skipFailed,
+        configFile: o.config, patterns, jobs: o.jobs, force: o.force, dryRun: o.dryRun, failFast: o.failFast, skipFailed: o.skipFailed, only: o.only,
         executor: o.executor, argv: process.argv.slice(1), handleSignals: true, liveView: live, estimate: !!o.explain,
         onEvent: (e) => {
           if (e.type === 'plan' && o.explain) for (const p of e.toRun) say(`${p.target} ${p.step}: ${p.reasons.join('; ')}`)
@@ -86,7 +94,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       } else if (res.upToDate) {
         say(c.green(`velora: everything is up to date (${res.targets} targets)`))
         const notBuilt = res.allTargetsBuilt ? [] : res.status.targets.filter((t) => t.state !== 'built')
-        if (notBuilt.length) say(c.yellow(`velora: ${notBuilt.length} target${notBuilt.length === 1 ? '' : 's'} left as they are (--skip-failed or running elsewhere)`))
+        if (notBuilt.length) say(c.yellow(`velora: ${notBuilt.length} target${notBuilt.length === 1 ? '' : 's'} left as they are (--skip-failed, --only or running elsewhere)`))
       } else {
         for (const l of buildSummary(res, c)) say(l)
         if (res.interrupted) say(c.yellow('velora: interrupted; run velora build again to resume'))
@@ -107,7 +115,9 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       if (o.json) out(JSON.stringify(res.status, null, 1))
       else {
         // the text lists only targets that are not built: their status objects are enough
-        const shown = { models: res.models, targets: res.statuses.filter((ts) => ts.state !== 'built').map((ts) => targetJson(ts)) }
+        // (and, for --explain, the model failures: built, but worth a line)
+        const modelFailed = (ts: (typeof res.statuses)[number]) => Object.values(ts.steps).some((s) => s.judgement?.class === 'model')
+        const shown = { models: res.models, targets: res.statuses.filter((ts) => ts.state !== 'built' || (o.explain && modelFailed(ts))).map((ts) => targetJson(ts)) }
         for (const l of statusText(res.workspace.config, shown, makeChalk(process.stdout), o.explain)) out(l)
       }
     })
@@ -138,10 +148,12 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .argument('[patterns...]', 'target patterns')
     .option('--failed', 'targets failed, timed out, interrupted or blocked')
     .option('--succeeded', 'targets built')
+    .option('--class <classes>', 'only targets whose result is of these classes (ok, model, infra, error; comma-separated)', classList)
     .option('-o, --output <file>', 'write to FILE instead of stdout')
     .action(async (patterns: string[], o) => {
-      if (!!o.failed === !!o.succeeded) throw new CommanderError(2, 'velora.usage', 'error: give exactly one of --failed or --succeeded')
-      const lines = await exportLines({ configFile: o.config, patterns, which: o.failed ? 'failed' : 'succeeded' })
+      if (o.failed && o.succeeded) throw new CommanderError(2, 'velora.usage', 'error: give one of --failed or --succeeded, not both')
+      if (!o.failed && !o.succeeded && !o.class) throw new CommanderError(2, 'velora.usage', 'error: give --failed, --succeeded or --class')
+      const lines = await exportLines({ configFile: o.config, patterns, which: o.failed ? 'failed' : o.succeeded ? 'succeeded' : undefined, classes: o.class })
       const text = lines.map((l) => l + '\n').join('')
       if (o.output) {
         writeFileSync(o.output, text)

@@ -4,6 +4,7 @@ import * as z from 'zod'
 import { UserError } from '../errors.js'
 import { closest, parseDuration } from '../util.js'
 import type { ResolvedConfig, ResolvedStep, UserConfig } from './types.js'
+import { compileClassifier } from '../outcome/rules.js'
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
@@ -39,6 +40,32 @@ const dataset = z.strictObject(
   { error: 'expected an object with a path' },
 )
 
+const regex = z.union([z.instanceof(RegExp), str('a regular expression')], { error: 'expected a regular expression (/.../ or a string)' })
+const classifyRule = z
+  .strictObject(
+    {
+      exit: z.union([z.number().int(), z.array(z.number().int())], { error: 'expected an exit code or a list of them' }).optional(),
+      timeout: z.boolean({ error: 'expected true or false' }).optional(),
+      log: regex.optional(),
+      output: str('an output file name').optional(),
+      path: str('a dotted JSON path').optional(),
+      matches: regex.optional(),
+      equals: z.unknown().optional(),
+    },
+    { error: 'expected a rule object like { log: /429/ } or { output: "output.jsonl", path: "error" }' },
+  )
+  .refine((r) => r.exit !== undefined || r.timeout !== undefined || r.log !== undefined || r.output !== undefined, {
+    error: 'a rule needs at least one of exit, timeout, log or output',
+  })
+const rules = z.array(classifyRule, { error: 'expected a list of rules' })
+const classify = z.strictObject(
+  {
+    infra: z.strictObject({ when: rules.optional(), retries: nonNegInt.optional(), backoff: duration.optional() }, { error: 'expected { when: [...], retries, backoff }' }).optional(),
+    model: z.strictObject({ when: rules.optional() }, { error: 'expected { when: [...] }' }).optional(),
+  },
+  { error: 'expected { infra: { when: [...] }, model: { when: [...] } }' },
+)
+
 const step = z.strictObject(
   {
     command: z.union([z.array(str(), { error: 'expected an argv array' }).min(1, { error: 'expected a non-empty argv array' }), fn], {
@@ -52,6 +79,7 @@ const step = z.strictObject(
     timeout: duration.optional(),
     retries: nonNegInt.optional(),
     pool: str().optional(),
+    classify: classify.optional(),
   },
   { error: 'expected an object with a command and outputs' },
 )
@@ -98,6 +126,7 @@ export const configSchema = z.strictObject(
     sessionsDir: str().min(1).optional(),
     executor: executor.optional(),
     killGrace: duration.optional(),
+    classify: classify.optional(),
   },
   { error: 'the config must export an object (export default defineConfig({...}))' },
 )
@@ -181,6 +210,7 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
   const steps: ResolvedStep[] = order.map((name) => {
     const sc = c.steps[name]
     return {
+      classifier: compileClassifier(c.classify, sc.classify, name, sc.outputs, Object.values(c.steps).flatMap((x) => x.outputs), file),
       name,
       command: sc.command,
       outputs: sc.outputs,

@@ -1,6 +1,8 @@
 // The user-facing config types: what `defineConfig` accepts and what a command function sees.
 // The zod schema in schema.ts validates the same shape at run time.
 
+import type { Classifier } from '../outcome/classify.js'
+
 export type Json = string | number | boolean | null | Json[] | { [k: string]: Json }
 
 export interface CommandContext<P = Record<string, unknown>> {
@@ -28,6 +30,32 @@ export interface DatasetConfig {
   filter?: (record: Record<string, unknown>) => boolean
 }
 
+/**
+ * One classification rule: every condition it names must hold. Rules without `output` judge only
+ * attempts that failed (non-zero exit, timeout, missing output) unless `exit` names 0.
+ */
+export interface ClassifyRule {
+  /** Exit code(s). */
+  exit?: number | number[]
+  /** true: the attempt timed out. */
+  timeout?: boolean
+  /** A regular expression over the tail of this attempt's log (a string is compiled). */
+  log?: RegExp | string
+  /** A declared output of the step; with `path`, a dotted JSON path in its first line. */
+  output?: string
+  path?: string
+  /** The value at `path` matches this regular expression (else: the value is present and not empty/false/0). */
+  matches?: RegExp | string
+  /** The value at `path` equals this JSON value. */
+  equals?: Json
+}
+
+/** How attempts are classified: infra errors (retried, never a result) and model failures (results). */
+export interface ClassifyConfig {
+  infra?: { when?: ClassifyRule[]; /** extra attempts within a build for infra errors (default 3) */ retries?: number; /** first backoff, doubled each time (default 5s) */ backoff?: string | number }
+  model?: { when?: ClassifyRule[] }
+}
+
 export interface StepConfig {
   command: Command
   needs?: string[]
@@ -38,6 +66,8 @@ export interface StepConfig {
   timeout?: string | number
   retries?: number
   pool?: string
+  /** Rules checked before the workspace's `classify`. */
+  classify?: ClassifyConfig
 }
 
 export interface MetricConfig {
@@ -73,6 +103,8 @@ export interface UserConfig {
   executor?: ExecutorConfig
   /** Grace period between SIGTERM and SIGKILL on timeout or interrupt (default 10s). */
   killGrace?: string | number
+  /** The default classification of every step's attempts (a step's own `classify` comes first). */
+  classify?: ClassifyConfig
 }
 
 /** Identity function that gives full type inference for a config file. */
@@ -81,7 +113,7 @@ export function defineConfig<const T extends UserConfig>(config: T): T {
 }
 
 /** The validated config with defaults applied and durations in ms. */
-export interface ResolvedStep extends Omit<StepConfig, 'timeout' | 'needs' | 'inputs' | 'env' | 'passEnv' | 'retries'> {
+export interface ResolvedStep extends Omit<StepConfig, 'timeout' | 'needs' | 'inputs' | 'env' | 'passEnv' | 'retries' | 'classify'> {
   name: string
   needs: string[]
   inputs: string[]
@@ -89,6 +121,7 @@ export interface ResolvedStep extends Omit<StepConfig, 'timeout' | 'needs' | 'in
   passEnv: string[]
   timeoutMs?: number
   retries: number
+  classifier: Classifier
 }
 
 export interface ResolvedConfig {

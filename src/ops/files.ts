@@ -11,6 +11,8 @@ import { RECORD_VERSION, readRecord, writeRecord, type TargetRecord } from '../s
 import { writeFileAtomic } from '../store/atomic.js'
 import { readMetric } from '../run/commit.js'
 import { openWorkspace, type Workspace, type WorkspaceOptions } from '../workspace.js'
+import { resultClass } from '../report/json.js'
+import type { OutcomeClass } from '../outcome/classify.js'
 import { planSelection } from './status.js'
 
 export interface CleanResult {
@@ -81,14 +83,16 @@ export async function logs(opts: WorkspaceOptions & { target: string }): Promise
 }
 
 /** The original dataset lines of the selected targets that failed (or succeeded). */
-export async function exportLines(opts: WorkspaceOptions & { patterns?: string[]; which: 'failed' | 'succeeded' }): Promise<string[]> {
+/** `classes`: only targets whose result class is one of these (`--class infra`), with or without `which`. */
+export async function exportLines(opts: WorkspaceOptions & { patterns?: string[]; which?: 'failed' | 'succeeded'; classes?: OutcomeClass[] }): Promise<string[]> {
   const ws = await openWorkspace(opts)
   const statuses = planSelection(ws, opts.patterns ?? [])
-  const want = opts.which === 'failed' ? new Set(['failed', 'timeout', 'interrupted', 'blocked']) : new Set(['built'])
+  const want = opts.which === 'failed' ? new Set(['failed', 'timeout', 'interrupted', 'blocked']) : opts.which === 'succeeded' ? new Set(['built']) : undefined
   const seen = new Set<string>()
   const lines: string[] = []
   for (const ts of statuses) {
-    if (!want.has(ts.state)) continue
+    if (want && !want.has(ts.state)) continue
+    if (opts.classes && !opts.classes.includes(resultClass(ts) as OutcomeClass)) continue
     const key = `${ts.target.dataset}\u0000${ts.target.instance.id}`
     if (seen.has(key)) continue
     seen.add(key)

@@ -7,6 +7,8 @@ import type { ReadResult, StepRecord, TargetRecord } from '../store/record.js'
 import { FINGERPRINT_VERSION, planHasher, summarize, type Fingerprint } from './fingerprint.js'
 import { canonicalJson, sha256 } from '../util.js'
 import { diffValues, type Reason } from './reasons.js'
+import { judgeRecord } from '../outcome/record.js'
+import type { Judgement } from '../outcome/classify.js'
 
 export type StepState = 'built' | 'stale' | 'failed' | 'timeout' | 'interrupted' | 'running' | 'blocked' | 'missing'
 
@@ -36,6 +38,9 @@ export interface PlanIO {
   memo?(absTargetDir: string): { instance: string; key: string; steps: number } | undefined
   /** steps: a bit per step of the config, in config order (the model key covers that order). */
   setMemo?(absTargetDir: string, instance: string, key: string, steps: number): void
+  /** For judging a record again under changed rules: a log's tail, an output's first line. */
+  readTail?(absFile: string): string
+  readFirstLine?(absFile: string): string
 }
 
 export interface StepStatus {
@@ -47,6 +52,10 @@ export interface StepStatus {
   fingerprint: Fingerprint
   hash: string
   record?: StepRecord
+  /** The class of the last attempt (built, failed or timed out), under the current rules. */
+  judgement?: Judgement
+  /** The record was judged under other rules and the class changed: the build records it anew. */
+  rejudged?: boolean
 }
 
 export interface TargetStatus {
@@ -87,7 +96,7 @@ export function modelKey(ctx: PlanContext, model: string): string | undefined {
         v: FINGERPRINT_VERSION,
         params: m.params === undefined ? null : m.params,
         modelEnv: m.env,
-        steps: ctx.config.steps.map((s) => ({ name: s.name, argv: s.command, env: s.env, inputs: ctx.inputs[s.name] ?? {}, needs: s.needs })),
+        steps: ctx.config.steps.map((s) => ({ name: s.name, argv: s.command, env: s.env, inputs: ctx.inputs[s.name] ?? {}, needs: s.needs, classify: s.classifier.hash })),
       }),
     ).slice(0, 16)
   keys.set(model, key)
@@ -165,6 +174,8 @@ class PlannedStep implements StepStatus {
     /** The fingerprint's needs, or the target's step statuses to make them from. */
     private readonly needs: Record<string, Record<string, string>> | Record<string, StepStatus>,
     private readonly needsMade: boolean,
+    readonly judgement: Judgement | undefined,
+    readonly rejudged: boolean,
   ) {}
 
   get fingerprint(): Fingerprint {
@@ -258,6 +269,9 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
     let running = false
     let lastState: StepState | undefined
 
+    let judgement: Judgement | undefined
+    let rejudged = false
+    let srec = rec
     if (corrupt) reason({ kind: 'record-unreadable', file: `${t.dir}/target.json`, message: corrupt })
     else if (!rec) reason({ kind: 'never-built' })
     else {
@@ -268,15 +282,27 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
           reason({ kind: 'was-running', pid: rec.pid, host: rec.host })
           lastState = 'interrupted'
         }
-      } else if (rec.state === 'failed') {
-        reason({ kind: 'last-failed', exitCode: rec.exitCode, signal: rec.signal, error: rec.error })
-        lastState = 'failed'
-      } else if (rec.state === 'timeout') {
-        reason({ kind: 'last-timeout', timeoutMs: rec.timeoutMs })
-        lastState = 'timeout'
       } else if (rec.state === 'interrupted') {
         reason({ kind: 'last-interrupted' })
         lastState = 'interrupted'
+      } else {
+        // built, failed or timed out: its class, judged again if the rules changed since
+        const j = judgeRecord(ctx.io, dir, step, rec)
+        judgement = j.judgement
+        rejudged = j.changed
+        if (j.record) srec = j.record
+        const failedClass = judgement.class === 'infra' || judgement.class === 'error' ? (judgement as { class: 'infra' | 'error'; matched?: string }) : undefined
+        if (rec.state === 'built' && failedClass) {
+          // judged a failure under the current rules: rerun, and shown as that failure
+          reason({ kind: 'judged', class: failedClass.class, matched: failedClass.matched, exitCode: rec.exitCode })
+          lastState = 'failed'
+        } else if (srec!.state === 'failed') {
+          reason({ kind: 'last-failed', exitCode: rec.exitCode, signal: rec.signal, error: rec.error, class: failedClass?.class, matched: failedClass?.matched })
+          lastState = 'failed'
+        } else if (srec!.state === 'timeout') {
+          reason({ kind: 'last-timeout', timeoutMs: rec.timeoutMs, class: failedClass?.class, matched: failedClass?.matched })
+          lastState = 'timeout'
+        }
       }
       if (rec.hash !== hash) {
         // an indexed record has no fingerprints: read target.json itself to explain the change
@@ -287,7 +313,7 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
         }
         for (const r of explainChange(t.model, before, fingerprint!)) reason(r)
       }
-      else if (rec.state === 'built') checkOutputs(ctx, dir, step, rec, reason)
+      else if (srec!.state === 'built' && !lastState) checkOutputs(ctx, dir, step, srec!, reason)
     }
     if (ctx.forced?.(t, step.name)) reason({ kind: 'forced' })
     if (pending) for (const n of pending) if (!reasons.some((r) => r.kind === 'needs-changed' && r.step === n)) reason({ kind: 'needs-rerun', step: n })
@@ -298,7 +324,7 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
       : running
         ? 'running'
         : lastState ?? (needBlocked ? 'blocked' : !rec ? (corrupt ? 'stale' : 'missing') : 'stale')
-    steps[step.name] = new PlannedStep(ctx, t, step, state, reasons, upToDate, hash, rec, fingerprint?.argv, needs ?? steps, !!needs)
+    steps[step.name] = new PlannedStep(ctx, t, step, state, reasons, upToDate, hash, srec, fingerprint?.argv, needs ?? steps, !!needs, judgement, rejudged)
     worst = Math.min(worst, STATE_ORDER.indexOf(state))
   }
   if (mkey) ctx.io.setMemo?.(dir, inst, mkey, verified)
@@ -308,6 +334,8 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
 function checkOutputs(ctx: PlanContext, dir: string, step: ResolvedStep, rec: StepRecord, reason: (r: Reason) => void): void {
   for (const f of step.outputs) {
     const stamp = rec.outputs?.[f]
+    // a model failure is a result with the outputs it wrote: those it did not write are not missing
+    if (!stamp && rec.class === 'model') continue
     const st = ctx.io.stat(`${dir}/${f}`)
     if (!stamp || !st) {
       reason({ kind: 'output-deleted', file: f })

@@ -22,11 +22,15 @@ export type Reason =
   | { kind: 'definition-changed' }
   | { kind: 'output-modified'; file: string }
   | { kind: 'output-deleted'; file: string }
-  | { kind: 'last-failed'; exitCode?: number | null; signal?: string | null; error?: string }
-  | { kind: 'last-timeout'; timeoutMs?: number }
+  | { kind: 'last-failed'; exitCode?: number | null; signal?: string | null; error?: string; class?: 'infra' | 'error'; matched?: string }
+  | { kind: 'last-timeout'; timeoutMs?: number; class?: 'infra' | 'error'; matched?: string }
+  | { kind: 'judged'; class: 'infra' | 'error'; matched?: string; exitCode?: number | null }
   | { kind: 'last-interrupted' }
   | { kind: 'was-running'; pid?: number; host?: string }
   | { kind: 'forced' }
+
+/** "; infra: log matched /429/" after a failure judged infra (an error by a rule, too). */
+const classNote = (r: { class?: 'infra' | 'error'; matched?: string }) => (r.class === 'infra' || r.matched ? `; ${r.class}${r.matched ? `: ${r.matched}` : ''}` : '')
 
 const show = (v: unknown) => (v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v))
 
@@ -61,9 +65,11 @@ export function formatReason(r: Reason): string {
     case 'output-deleted':
       return `output ${r.file} was deleted`
     case 'last-failed':
-      return `last attempt failed (${r.error ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`)})`
+      return `last attempt failed (${r.error ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`)})${classNote(r)}`
     case 'last-timeout':
-      return `last attempt timed out${r.timeoutMs ? ` after ${formatDuration(r.timeoutMs)}` : ''}`
+      return `last attempt timed out${r.timeoutMs ? ` after ${formatDuration(r.timeoutMs)}` : ''}${classNote(r)}`
+    case 'judged':
+      return `its last attempt${r.exitCode !== undefined ? ` (${r.exitCode === null ? 'no exit code' : `exit ${r.exitCode}`})` : ''} is judged ${r.class === 'infra' ? 'an infra error' : 'an error'} under the current rules${r.matched ? ` (${r.matched})` : ''}`
     case 'last-interrupted':
       return 'last attempt was interrupted'
     case 'was-running':

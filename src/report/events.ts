@@ -3,6 +3,7 @@
 import type { FinalOutcome } from '../run/scheduler.js'
 import type { StepState } from '../plan/plan.js'
 import type { Estimate } from './estimate.js'
+import type { OutcomeClass } from '../outcome/classify.js'
 
 export interface PlannedStep {
   target: string
@@ -37,7 +38,11 @@ export type BuildEvent =
       step: string
       attempt: number
       lane: number
-      outcome: FinalOutcome
+      /** (an infra error is 'failed' or 'timeout' with class 'infra') */
+      outcome: Exclude<FinalOutcome, 'infra'>
+      /** The attempt's class, and what matched (outcome/classify.ts). */
+      class?: OutcomeClass
+      matched?: string
       willRetry?: boolean
       exitCode?: number | null
       signal?: string | null

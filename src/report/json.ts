@@ -3,6 +3,7 @@
 import type { ResolvedConfig } from '../config/types.js'
 import { STATE_ORDER, type StepState, type TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
+import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
 
 export interface StepJson {
   state: StepState
@@ -10,6 +11,10 @@ export interface StepJson {
   attempts: number
   exitCode: number | null
   durationMs: number | null
+  /** The last attempt's class: ok, model (a model failure: a result), infra, error; null if none yet. */
+  class: OutcomeClass | null
+  /** What classified it (`log matched /429/`). */
+  matched?: string
   jobId?: string
   node?: string
 }
@@ -21,11 +26,18 @@ export interface TargetJson {
   instance: string
   dir: string
   state: StepState
+  /** The target's result: ok, model (a model failure), or why it has none yet (infra, error); null: not run to the end. */
+  class: OutcomeClass | null
   steps: Record<string, StepJson>
   metrics: Record<string, unknown>
 }
 
-export type ModelCounts = Record<'total' | StepState, number> & { metrics: Record<string, number | null> }
+export type ModelCounts = Record<'total' | StepState, number> & {
+  /** Targets by result class; results = ok + model, the targets metrics are computed over. */
+  outcomes: Record<OutcomeClass, number>
+  results: number
+  metrics: Record<string, number | null>
+}
 
 export interface StatusJson {
   targets: TargetJson[]
@@ -53,7 +65,9 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJs
       attempts: r?.attempts ?? 0,
       exitCode: r?.exitCode ?? null,
       durationMs: r?.durationMs ?? null,
+      class: s.judgement?.class ?? null,
     }
+    if (s.judgement?.matched) j.matched = s.judgement.matched
     if (r?.jobId) {
       j.jobId = r.jobId
       j.node = r.node
@@ -61,7 +75,28 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJs
     steps[name] = j
   }
   const t = ts.target
-  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), steps, metrics: targetMetrics(ts) }
+  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), class: resultClass(ts, stepFilter), steps, metrics: targetMetrics(ts) }
+}
+
+/**
+ * A target's result over its selected steps: 'error' or 'infra' when a step's last attempt was one
+ * (worst first), else, once every step is built, 'model' if one was a model failure, else 'ok';
+ * null while a step has not run to the end (missing, stale, running, interrupted).
+ */
+export function resultClass(ts: TargetStatus, stepFilter?: Set<string>): OutcomeClass | null {
+  let infra = false
+  let model = false
+  let open = false
+  for (const name in ts.steps) {
+    if (stepFilter && !stepFilter.has(name)) continue
+    const s = ts.steps[name]
+    if (s.state === 'failed' || s.state === 'timeout') {
+      if ((s.judgement?.class ?? 'error') === 'error') return 'error'
+      infra = true
+    } else if (s.state === 'built') model ||= s.judgement?.class === 'model'
+    else open = true
+  }
+  return infra ? 'infra' : open ? null : model ? 'model' : 'ok'
 }
 
 /** The states of a step, or target, that a build tried and did not build. */
@@ -85,9 +120,9 @@ export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): numb
   return agg === 'sum' ? Math.round(sum * 1e6) / 1e6 : Math.round((sum / nums.length) * 1e6) / 1e6
 }
 
-export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'metrics'>[]): Record<string, ModelCounts> {
+export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'class' | 'metrics'>[]): Record<string, ModelCounts> {
   return countModels(config, (add) => {
-    for (const t of targets) add(t.model, t.state, t.metrics)
+    for (const t of targets) add(t.model, t.state, t.class, t.metrics)
   })
 }
 
@@ -95,27 +130,42 @@ export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'm
 export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson['models'] {
   const hasMetrics = Object.keys(config.metrics).length > 0
   return countModels(config, (add) => {
-    for (const ts of statuses) add(ts.target.model, selectedState(ts, stepFilter?.(ts)), hasMetrics ? targetMetrics(ts) : undefined)
+    for (const ts of statuses) {
+      const f = stepFilter?.(ts)
+      add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined)
+    }
   })
 }
 
-/** Per-model counts by state and aggregated metrics of the targets `each` adds. */
-function countModels(config: ResolvedConfig, each: (add: (model: string, state: StepState, metrics?: Record<string, unknown>) => void) => void): Record<string, ModelCounts> {
+/**
+ * Per-model counts by state and class, and the metrics aggregated over results only (ok and model
+ * failures): a model failure without a `rate` metric's value counts as a failure of it.
+ */
+function countModels(config: ResolvedConfig, each: (add: (model: string, state: StepState, cls: OutcomeClass | null, metrics?: Record<string, unknown>) => void) => void): Record<string, ModelCounts> {
   const out: Record<string, ModelCounts> = {}
   const values: Record<string, Record<string, unknown[]>> = {}
   const metricNames = Object.keys(config.metrics)
   for (const m of Object.keys(config.models)) {
     const c = { total: 0 } as ModelCounts
     for (const s of STATE_ORDER) c[s] = 0
+    c.outcomes = { ok: 0, model: 0, infra: 0, error: 0 }
+    c.results = 0
     c.metrics = {}
     out[m] = c
     values[m] = Object.fromEntries(metricNames.map((k) => [k, []]))
   }
-  each((model, state, metrics) => {
+  each((model, state, cls, metrics) => {
     const c = out[model]
     c.total++
     c[state]++
-    if (metrics) for (const k of metricNames) if (metrics[k] !== undefined) values[model][k].push(metrics[k])
+    if (cls) c.outcomes[cls]++
+    if (cls !== 'ok' && cls !== 'model') return
+    c.results++
+    if (metrics)
+      for (const k of metricNames) {
+        if (metrics[k] !== undefined) values[model][k].push(metrics[k])
+        else if (cls === 'model' && config.metrics[k].agg === 'rate') values[model][k].push(false)
+      }
   })
   for (const m of Object.keys(out)) {
     for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)

@@ -1,13 +1,14 @@
 // The end-of-build summary: a table per model (built, cached, failed, timeout,
 // interrupted, total, metrics), then each failed target with its exit code, log and tail.
-import { existsSync, statSync, openSync, readSync, closeSync } from 'node:fs'
+import { existsSync } from 'node:fs'
+import { readTail } from '../store/read.js'
 import path from 'node:path'
 import type { ChalkInstance } from 'chalk'
 import type { ResolvedConfig } from '../config/types.js'
 import type { BuildResult } from '../run/build.js'
 import type { FinalOutcome } from '../run/scheduler.js'
 import type { TargetStatus } from '../plan/plan.js'
-import { NOT_BUILT, selectedState, targetJson, type ModelCounts, type StatusJson } from './json.js'
+import { NOT_BUILT, resultClass, selectedState, targetJson, type ModelCounts, type StatusJson, type StepJson } from './json.js'
 
 export function formatMetric(v: number | null | undefined, agg: 'rate' | 'sum' | 'mean'): string {
   if (v === null || v === undefined) return '-'
@@ -27,22 +28,9 @@ const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '')
 
 /** Last n lines of a file, reading at most 64 KB from its end. */
 export function tail(file: string, n = 10): string[] {
-  try {
-    const size = statSync(file).size
-    const len = Math.min(size, 64 << 10)
-    const buf = Buffer.alloc(len)
-    const fd = openSync(file, 'r')
-    try {
-      readSync(fd, buf, 0, len, size - len)
-    } finally {
-      closeSync(fd)
-    }
-    const lines = buf.toString('utf8').split('\n')
-    if (lines[lines.length - 1] === '') lines.pop()
-    return lines.slice(-n)
-  } catch {
-    return []
-  }
+  const lines = readTail(file).split('\n')
+  if (lines[lines.length - 1] === '') lines.pop()
+  return lines.slice(-n)
 }
 
 export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.cwd()): string[] {
@@ -54,11 +42,16 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
   for (const ts of statuses) {
     const t = ts.target
     let m = per.get(t.model)
-    if (!m) per.set(t.model, (m = { built: 0, cached: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }))
+    if (!m) per.set(t.model, (m = { built: 0, cached: 0, infra: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }))
     m.total++
     const state = selectedState(ts, stepFilter(ts))
     if (NOT_BUILT.has(state)) failed.push(ts)
     const steps = outcomeOf.get(t.id)
+    // infra errors have their own column, apart from failures and timeouts
+    if ((state === 'failed' || state === 'timeout') && resultClass(ts, stepFilter(ts)) === 'infra' && !(steps && Object.values(steps).includes('interrupted'))) {
+      m.infra++
+      continue
+    }
     if (!steps) {
       if (state === 'built') m.cached++
       else if (state in m) m[state]++
@@ -79,12 +72,14 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
   }
   const metricNames = Object.keys(config.metrics)
   const notRun = [...per.values()].some((m) => m.notRun > 0)
-  const rows = [['model', 'built', 'cached', 'failed', 'timeout', 'interrupted', ...(notRun ? ['not run'] : []), 'total', ...metricNames]]
+  const classes = Object.values(models).some((mc) => mc.outcomes.model + mc.outcomes.infra > 0)
+  const rows = [['model', 'built', 'cached', ...(classes ? ['model fail', 'infra'] : []), 'failed', 'timeout', 'interrupted', ...(notRun ? ['not run'] : []), 'total', ...metricNames]]
   for (const [model, m] of per) {
     const mc = models[model] as ModelCounts | undefined
     rows.push([
       model,
       String(m.built), String(m.cached),
+      ...(classes ? [mc?.outcomes.model ? c.yellow(String(mc.outcomes.model)) : '0', m.infra ? c.red(String(m.infra)) : '0'] : []),
       m.failed ? c.red(String(m.failed)) : '0',
       m.timeout ? c.red(String(m.timeout)) : '0',
       m.interrupted ? c.yellow(String(m.interrupted)) : '0',
@@ -94,6 +89,7 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
     ])
   }
   out.push('', ...table(rows, c))
+  out.push(...resultLines(config, models, c))
   if (failed.length) {
     out.push('', c.bold(`${failed.length} target${failed.length === 1 ? '' : 's'} not built:`))
     const shown = failed.slice(0, 20).map((ts) => targetJson(ts, stepFilter(ts)))
@@ -101,8 +97,7 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
       for (const [step, s] of Object.entries(t.steps)) {
         if (!['failed', 'timeout', 'interrupted'].includes(s.state)) continue
         const log = path.relative(cwd, path.join(config.workspace, t.dir, `${step}.log`))
-        const what = s.state === 'timeout' ? (s.reasons.find((r) => r.startsWith('last attempt timed out'))?.replace('last attempt ', '') ?? 'timed out') : s.state === 'interrupted' ? 'interrupted' : `failed (${s.reasons.find((r) => r.startsWith('last attempt'))?.replace(/^last attempt failed \((.*)\)$/, '$1') ?? `exit ${s.exitCode}`})`
-        out.push(`  ${s.state === 'timeout' ? c.magenta('⏱') : s.state === 'interrupted' ? c.yellow('!') : c.red('✗')} ${t.id} ${step} ${what}  log: ${log}`)
+        out.push(`  ${failureMark(s, c)} ${t.id} ${step} ${failureText(s)}  log: ${log}`)
         for (const l of tail(path.join(config.workspace, t.dir, `${step}.log`), 4).filter((x) => x.trim()).slice(-3)) out.push(c.dim(`      │ ${l.slice(0, 160)}`))
       }
     }
@@ -116,29 +111,77 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
   return out
 }
 
+/** ✗ failed, ⏱ timed out, ↻ infra error (retried by the next build), ! interrupted. */
+function failureMark(s: StepJson, c: ChalkInstance): string {
+  if (s.class === 'infra') return c.red('↻')
+  return s.state === 'timeout' ? c.magenta('⏱') : s.state === 'interrupted' ? c.yellow('!') : c.red('✗')
+}
+
+/** "failed (exit 1)", "timed out after 5.0s", "infra error (log matched /429/; exit 1)", "interrupted". */
+export function failureText(s: StepJson): string {
+  if (s.state === 'interrupted') return 'interrupted'
+  const last = s.reasons.find((r) => r.startsWith('last attempt ') || r.startsWith('its last attempt is judged'))
+  // the reason's own words, without the class note (said below)
+  const how = last?.replace(/; (infra|error)(: .*)?$/, '').replace(/^last attempt /, '') ?? (s.state === 'timeout' ? 'timed out' : `failed (exit ${s.exitCode})`)
+  if (s.class === 'infra') return `infra error${s.matched ? ` (${s.matched})` : ''}: ${how}`
+  return s.matched ? `${how} (${s.matched})` : how
+}
+
+/**
+ * One line per model saying what its metrics are computed over, and what is still missing a
+ * result: "opus: resolved 61.1% of 72 results (3 model failures); 3 infra errors pending".
+ */
+export function resultLines(config: ResolvedConfig, models: StatusJson['models'], c: ChalkInstance): string[] {
+  const out: string[] = []
+  const names = Object.keys(config.metrics)
+  for (const [m, k] of Object.entries(models)) {
+    const metrics = names.map((n) => `${n} ${formatMetric(k.metrics[n], config.metrics[n].agg)}`).join(', ')
+    const pending: string[] = []
+    if (k.outcomes.infra) pending.push(c.red(`${k.outcomes.infra} infra error${k.outcomes.infra === 1 ? '' : 's'} pending`))
+    if (k.outcomes.error) pending.push(c.red(`${k.outcomes.error} failed`))
+    const open = k.total - k.results - k.outcomes.infra - k.outcomes.error
+    if (open) pending.push(`${open} not run`)
+    const of = `${k.results} result${k.results === 1 ? '' : 's'}${k.outcomes.model ? ` (${k.outcomes.model} model failure${k.outcomes.model === 1 ? '' : 's'})` : ''}`
+    out.push(`${m}: ${metrics ? `${metrics} of ${of}` : of}${pending.length ? `; ${pending.join(', ')}` : `; complete`}`)
+  }
+  return out.length ? ['', ...out] : out
+}
+
 export function statusText(config: ResolvedConfig, status: StatusJson, c: ChalkInstance, explain = false): string[] {
   const out: string[] = []
   const metricNames = Object.keys(config.metrics)
-  const rows = [['model', 'total', 'built', 'failed', 'timeout', 'interrupted', 'running', 'stale', 'missing', ...metricNames]]
+  const classes = Object.values(status.models).some((k) => k.outcomes.model + k.outcomes.infra > 0)
+  const rows = [['model', 'total', 'built', ...(classes ? ['model fail', 'infra'] : []), 'failed', 'timeout', 'interrupted', 'running', 'stale', 'missing', ...metricNames]]
+  // (status.targets holds at least every target not built: the infra errors among the failed and timed out)
+  const infraIn = (m: string, state: string) => status.targets.filter((t) => t.model === m && t.state === state && t.class === 'infra').length
   for (const [m, k] of Object.entries(status.models)) {
-    rows.push([m, String(k.total), c.green(String(k.built)), k.failed ? c.red(String(k.failed)) : '0', k.timeout ? c.red(String(k.timeout)) : '0',
+    const failed = k.failed - infraIn(m, 'failed')
+    const timeout = k.timeout - infraIn(m, 'timeout')
+    rows.push([m, String(k.total), c.green(String(k.built)), ...(classes ? [k.outcomes.model ? c.yellow(String(k.outcomes.model)) : '0'] : []),
+      ...(classes ? [k.outcomes.infra ? c.red(String(k.outcomes.infra)) : '0'] : []), failed ? c.red(String(failed)) : '0', timeout ? c.red(String(timeout)) : '0',
       String(k.interrupted), k.running ? c.cyan(String(k.running)) : '0', String(k.stale + k.blocked), String(k.missing),
       ...metricNames.map((n) => formatMetric(k.metrics[n], config.metrics[n].agg))])
   }
   out.push(...table(rows, c))
+  out.push(...resultLines(config, status.models, c))
   const bad = status.targets.filter((t) => ['failed', 'timeout', 'interrupted', 'running'].includes(t.state))
   if (bad.length) {
     out.push('')
     for (const t of bad.slice(0, 50)) {
-      const steps = Object.entries(t.steps).filter(([, s]) => s.state === t.state).map(([n, s]) => `${n}: ${s.reasons[0] ?? s.state}`)
-      const mark = t.state === 'running' ? c.cyan('▶') : t.state === 'timeout' ? c.red('⏱') : c.red('✗')
+      const steps = Object.entries(t.steps).filter(([, s]) => s.state === t.state).map(([n, s]) => `${n}: ${s.class === 'infra' ? 'infra error: ' : ''}${s.reasons[0] ?? s.state}`)
+      const mark = t.state === 'running' ? c.cyan('▶') : t.class === 'infra' ? c.red('↻') : t.state === 'timeout' ? c.red('⏱') : c.red('✗')
       out.push(`${mark} ${t.id}  ${steps.join('; ')}`)
     }
     if (bad.length > 50) out.push(`… and ${bad.length - 50} more (velora status --json)`)
   }
   if (explain) {
-    const stale = status.targets.flatMap((t) => Object.entries(t.steps).filter(([, s]) => s.state !== 'built').map(([n, s]) => `${t.id}:${n}  ${s.reasons.join('; ')}`))
-    if (stale.length) out.push('', ...stale)
+    // every step not built, with its reasons, and every model failure with what judged it
+    const lines = status.targets.flatMap((t) =>
+      Object.entries(t.steps)
+        .filter(([, s]) => s.state !== 'built' || s.class === 'model')
+        .map(([n, s]) => `${t.id}:${n}  ${s.state === 'built' ? `model failure (a result; not rerun): ${s.matched ?? 'model'}` : s.reasons.join('; ')}`),
+    )
+    if (lines.length) out.push('', ...lines)
   }
   return out
 }

@@ -1,6 +1,6 @@
 // `velora build` as a library call: plan the selected targets, then run the stale steps
 // through the scheduler and an executor, committing each success atomically. Emits events.
-import { chmodSync, existsSync, mkdirSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { writeFileAtomic } from '../store/atomic.js'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -15,7 +15,7 @@ import { summarize } from '../plan/fingerprint.js'
 import type { BuildEvent, Listener, PlannedStep } from '../report/events.js'
 import { estimatePlan, historyFor } from '../report/estimate.js'
 import { writeSessionReport } from '../report/html.js'
-import { selectedState, statusJson, statusModels, type StatusJson } from '../report/json.js'
+import { resultClass, selectedState, statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { HOST, tryLock, unlock } from '../store/lock.js'
 import { RECORD_VERSION, writeRecord, type StepRecord, type TargetRecord } from '../store/record.js'
 import { Session } from '../store/session.js'
@@ -26,6 +26,10 @@ import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, makeRunDir, moveOu
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
 import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './scheduler.js'
+import { judge, lastAttempt, type Judgement, type OutcomeClass } from '../outcome/classify.js'
+import { judgementFields } from '../outcome/record.js'
+import { DEFAULT_INFRA_BACKOFF_MS } from '../outcome/rules.js'
+import { firstLine, readTail } from '../store/read.js'
 
 export interface BuildOptions extends WorkspaceOptions {
   patterns?: string[]
@@ -36,6 +40,8 @@ export interface BuildOptions extends WorkspaceOptions {
   estimate?: boolean
   failFast?: boolean
   skipFailed?: boolean
+  /** Only targets whose result class is one of these (`--only infra`). */
+  only?: OutcomeClass[]
   executor?: 'local' | 'slurm'
   /** Recorded in session.json. */
   argv?: string[]
@@ -105,6 +111,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   if (!opts.dryRun) io.save()
   mark('index saved')
   const warnings = recordWarnings(statuses)
+  if (!opts.dryRun) writeJudgements(ctx, statuses)
   // the steps wanted of a target: the selected ones and what they need (every step, one shared Set, when no :step was selected)
   const wantedCache = new Map<number, Set<string>>()
   const wantedOf = (t: Target) => {
@@ -114,6 +121,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (!w) wantedCache.set(t.index, (w = closeNeeds(config, chosen)))
     return w
   }
+  // (tests make retries quick with VELORA_RETRY_BACKOFF_MS; infra errors wait 5 s first otherwise)
+  const infraBackoffDefault = Number(process.env.VELORA_RETRY_BACKOFF_MS) || DEFAULT_INFRA_BACKOFF_MS
   const units: Unit[] = []
   const unitInfo: { target: Target; step: ResolvedStep }[] = []
   const planned: PlannedStep[] = []
@@ -122,6 +131,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const t = ts.target
     const wanted = wantedOf(t)
     if (opts.skipFailed && SKIP_STATES.has(ts.state)) continue
+    if (opts.only && !opts.only.includes(resultClass(ts, sel.steps.get(t.index) ? wanted : undefined) as OutcomeClass)) continue
     considered.push(ts)
     let unitOf: Map<string, number> | undefined
     for (const step of config.steps) {
@@ -131,7 +141,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       const id = units.length
       unitOf ??= new Map()
       unitOf.set(step.name, id)
-      units.push({ id, model: t.model, step: step.name, pool: step.pool, retries: step.retries, needs: step.needs.filter((n) => unitOf!.has(n)).map((n) => unitOf!.get(n)!) })
+      units.push({
+        id, model: t.model, step: step.name, pool: step.pool, retries: step.retries, infraRetries: step.classifier.infraRetries, infraBackoffMs: step.classifier.infraBackoffMs ?? infraBackoffDefault,
+        needs: step.needs.filter((n) => unitOf!.has(n)).map((n) => unitOf!.get(n)!),
+      })
       unitInfo.push({ target: t, step })
       planned.push({ target: t.id, model: t.model, step: step.name, reasons: ss.reasons.map(formatReason) })
     }
@@ -239,7 +252,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const base = { target: t.id, model: t.model, instance: t.instance.id, step: step.name, attempt, lane }
     const logRel = `${t.dir}/${step.name}.log`
     const fail = (error: string): Outcome => {
-      record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'failed', error, willRetry: attempt <= step.retries && !scheduler.stopped, log: logRel })
+      record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'failed', error, willRetry: scheduler.willRetry(u, 'failed'), log: logRel })
       return 'failed'
     }
     try {
@@ -361,7 +374,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       unlock(dir)
     }
 
-    function finishFailed(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: Partial<StepResult> & { error?: string }, outcome: Outcome = 'failed'): Outcome {
+    function finishFailed(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: Partial<StepResult> & { error?: string }, outcome: Outcome = 'failed', j?: Judgement): Outcome {
       const endedAt = r.endedAt ?? Date.now()
       // free what the failed attempt wrote first: on a full disk the record below needs the room
       try {
@@ -369,9 +382,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         runDir = undefined
       } catch {}
       const prev = rec.steps[s.name]
+      const state = outcome === 'timeout' ? 'timeout' : outcome === 'interrupted' ? 'interrupted' : 'failed'
       rec.steps[s.name] = {
         ...prev,
-        state: outcome === 'timeout' ? 'timeout' : outcome === 'interrupted' ? 'interrupted' : 'failed',
+        state,
         exitCode: r.exitCode ?? null,
         signal: r.signal ?? null,
         error: r.error,
@@ -380,6 +394,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         durationMs: endedAt - startedAt,
         jobId: r.jobId,
         node: r.node,
+        ...(j ? judgementFields(j, s.classifier, state) : { class: undefined, matched: undefined, rules: undefined }),
       }
       let error = r.error
       try {
@@ -387,20 +402,42 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       } catch (e) {
         error = `${error ? error + '; ' : ''}cannot write ${t.dir}/target.json: ${(e as Error).message}`
       }
+      // an infra error is retried on its own count: the scheduler hears 'infra'
+      const result: Outcome = j?.class === 'infra' ? 'infra' : outcome
       record({
-        type: 'step-finished', time: endedAt, ...base, outcome, exitCode: r.exitCode ?? null, signal: r.signal ?? null, error,
-        durationMs: endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node,
-        willRetry: (outcome === 'failed' || outcome === 'timeout') && att <= s.retries && !scheduler.stopped,
+        type: 'step-finished', time: endedAt, ...base, outcome: outcome === 'infra' ? 'failed' : (outcome as Exclude<Outcome, 'infra'>), exitCode: r.exitCode ?? null, signal: r.signal ?? null, error,
+        durationMs: endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node, class: j?.class, matched: j?.matched,
+        willRetry: scheduler.willRetry(u, result),
       })
-      return outcome
+      return result
     }
 
     async function finish(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: StepResult, outDir: string): Promise<Outcome> {
       if (r.interrupted) return finishFailed(rec, s, att, startedAt, r, 'interrupted')
-      if (r.timedOut) return finishFailed(rec, s, att, startedAt, r, 'timeout')
-      if (r.error || r.exitCode !== 0) return finishFailed(rec, s, att, startedAt, r)
-      const checked = await checkOutputs(outDir, s.outputs, Object.values(config.metrics).filter((m) => m.step === s.name))
-      if (!checked.ok) return finishFailed(rec, s, att, startedAt, { ...r, error: checked.error })
+      const metrics = Object.values(config.metrics).filter((m) => m.step === s.name)
+      const exited0 = !r.timedOut && !r.error && r.exitCode === 0
+      let checked = exited0 ? await checkOutputs(outDir, s.outputs, metrics) : undefined
+      // the attempt's class: ok, a model failure (a result, committed), an infra error or an error
+      const j = judge(s.classifier, {
+        exitCode: r.timedOut ? null : (r.exitCode ?? null),
+        timedOut: !!r.timedOut,
+        clean: !!checked?.ok,
+        log: () => lastAttempt(readTail(path.join(dir, `${s.name}.log`))),
+        output: (file) => {
+          try {
+            return JSON.parse(firstLine(path.join(outDir, file)))
+          } catch {
+            return undefined
+          }
+        },
+      })
+      if (j.class === 'infra' || j.class === 'error') {
+        const error = r.error ?? (checked && !checked.ok ? checked.error : undefined)
+        return finishFailed(rec, s, att, startedAt, { ...r, error }, r.timedOut ? 'timeout' : 'failed', j)
+      }
+      // a model failure keeps the outputs it wrote, whatever its exit
+      if (!checked?.ok) checked = await checkOutputs(outDir, s.outputs, metrics, true)
+      if (!checked.ok) return finishFailed(rec, s, att, startedAt, { ...r, error: checked.error }, 'failed', { class: 'error' })
       await commitPause('hashed', t.id, s.name)
       const prev = rec.steps[s.name]
       rec.steps[s.name] = {
@@ -410,8 +447,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         outputs: checked.outputs,
         builtHash: prev.hash,
         attempts: att,
-        exitCode: 0,
-        signal: null,
+        exitCode: r.timedOut ? null : (r.exitCode ?? null),
+        signal: r.signal ?? null,
+        ...(r.timedOut ? { timedOut: true, timeoutMs: s.timeoutMs } : {}),
+        ...(r.error ? { error: r.error } : {}),
         startedAt: prev.startedAt,
         endedAt: new Date(r.endedAt).toISOString(),
         durationMs: r.endedAt - startedAt,
@@ -420,20 +459,27 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         jobId: r.jobId,
         node: r.node,
         metrics: checked.metrics,
+        ...judgementFields(j, s.classifier, 'built'),
       }
+      const written = Object.keys(checked.outputs)
       try {
         // the record is the commit point; a crash before the move is rolled forward by
         // recoverTarget (the outputs wait in outDir with the recorded inode, size and mtime)
         // (on the main thread, as the outputs' fsyncs: see hashAndSync in commit.ts)
         writeRecord(dir, rec)
         await commitPause('recorded', t.id, s.name)
-        moveOutputs(outDir, dir, s.outputs)
+        moveOutputs(outDir, dir, written)
+        // a model failure is the step's result: an earlier success's outputs it did not write again go
+        for (const f of s.outputs) if (!written.includes(f)) rmSync(path.join(dir, f), { force: true })
       } catch (e) {
         rec.steps[s.name] = { ...prev, state: 'failed', error: `cannot commit outputs: ${(e as Error).message}` }
         return finishFailed(rec, s, att, startedAt, { ...r, exitCode: 0, error: `cannot commit outputs: ${(e as Error).message}` })
       }
       builtNow.add(`${t.index}:${s.name}`)
-      record({ type: 'step-finished', time: r.endedAt, ...base, outcome: 'built', exitCode: 0, durationMs: r.endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node })
+      record({
+        type: 'step-finished', time: r.endedAt, ...base, outcome: 'built', exitCode: r.exitCode ?? null, durationMs: r.endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node,
+        ...(j.class === 'model' ? { class: 'model', matched: j.matched } : {}),
+      })
       return 'built'
     }
   }
@@ -467,7 +513,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const notBuilt = after.some((ts) => selectedState(ts, stepFilter(ts)) !== 'built')
   // a step that failed in this session fails the build even when its failure could not be
   // recorded (unwritable folder, full disk) and the last success still stands
-  const stepFailed = [...results.values()].some((r) => r === 'failed' || r === 'timeout')
+  const stepFailed = [...results.values()].some((r) => r === 'failed' || r === 'timeout' || r === 'infra')
   const exitCode = interrupted ? 130 : notBuilt || stepFailed ? 1 : 0
   const counts: Record<string, number> = {}
   for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1
@@ -496,3 +542,32 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
 }
 
+
+/**
+ * Records judged again because the classification rules changed are written back, each under its
+ * target's lock (a target locked by another build is left to it): the class is then the record's,
+ * and later plans need not read logs to judge it again. Nothing runs.
+ */
+function writeJudgements(ctx: PlanContext, statuses: TargetStatus[]): void {
+  for (const ts of statuses) {
+    let any = false
+    for (const n in ts.steps) if (ts.steps[n].rejudged) any = true
+    if (!any) continue
+    const dir = absDir(ctx.config, ts.target)
+    try {
+      if (!tryLock(dir).ok) continue
+    } catch {
+      continue
+    }
+    try {
+      const fresh = planTarget({ ...ctx, io: diskIO, forced: undefined }, ts.target)
+      if (!fresh.record) continue
+      for (const n in fresh.steps) if (fresh.steps[n].rejudged && fresh.steps[n].record) fresh.record.steps[n] = fresh.steps[n].record!
+      writeRecord(dir, fresh.record)
+    } catch {
+      // judged again by the next plan
+    } finally {
+      unlock(dir)
+    }
+  }
+}

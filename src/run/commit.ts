@@ -1,6 +1,6 @@
 // Committing a successful step: check every declared output was written, hash and fsync it,
 // record it (atomic), then move it into the target folder. Never partial.
-import { createReadStream, lstatSync, mkdirSync, openSync, readSync, closeSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
+import { createReadStream, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import type { MetricConfig } from '../config/types.js'
@@ -8,6 +8,8 @@ import { hashFileSync } from '../plan/io.js'
 import { fsyncPath, fsyncPathAsync } from '../store/atomic.js'
 import { readRecord, type OutputStamp } from '../store/record.js'
 import { getPath } from '../util.js'
+import { firstLine } from '../store/read.js'
+export { firstLine }
 import { taggedPids } from './local.js'
 
 export type Checked = { ok: true; outputs: Record<string, OutputStamp>; metrics: Record<string, unknown> } | { ok: false; error: string }
@@ -31,27 +33,6 @@ async function hashAndSync(file: string, size: number): Promise<string> {
 /** Outputs below this size are hashed and fsynced on the main thread. */
 const SMALL_FILE = 1 << 20
 
-/** The first line of a file, read in bounded chunks (at most 16 MB). */
-export function firstLine(file: string, max = 16 << 20): string {
-  const fd = openSync(file, 'r')
-  try {
-    const parts: Buffer[] = []
-    const buf = Buffer.allocUnsafe(64 << 10)
-    let total = 0
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null)
-      if (n === 0) break
-      const nl = buf.subarray(0, n).indexOf(0x0a)
-      parts.push(Buffer.from(buf.subarray(0, nl >= 0 ? nl : n)))
-      total += nl >= 0 ? nl : n
-      if (nl >= 0 || total > max) break
-    }
-    return Buffer.concat(parts).toString('utf8')
-  } finally {
-    closeSync(fd)
-  }
-}
-
 export function readMetric(file: string, m: MetricConfig): unknown {
   try {
     return getPath(JSON.parse(firstLine(file)), m.path)
@@ -60,8 +41,11 @@ export function readMetric(file: string, m: MetricConfig): unknown {
   }
 }
 
-/** Check and hash the outputs a step wrote into outDir; computes this step's metrics. */
-export async function checkOutputs(outDir: string, outputs: string[], metrics: MetricConfig[]): Promise<Checked> {
+/**
+ * Check and hash the outputs a step wrote into outDir; computes this step's metrics. `partial`:
+ * those it wrote (a model failure's), the missing ones left out.
+ */
+export async function checkOutputs(outDir: string, outputs: string[], metrics: MetricConfig[], partial = false): Promise<Checked> {
   const stamps: Record<string, OutputStamp> = {}
   for (const f of outputs) {
     const p = path.join(outDir, f)
@@ -69,9 +53,13 @@ export async function checkOutputs(outDir: string, outputs: string[], metrics: M
     try {
       st = lstatSync(p)
     } catch {
+      if (partial) continue
       return { ok: false, error: `declared output ${f} was not written (the step must write it into $VELORA_OUT_DIR)` }
     }
-    if (!st.isFile()) return { ok: false, error: `declared output ${f} is not a regular file` }
+    if (!st.isFile()) {
+      if (partial) continue
+      return { ok: false, error: `declared output ${f} is not a regular file` }
+    }
     // the record about to name this output is fsynced: its data must reach the disk first, or a
     // power loss could leave a record whose outputs are zeros (best effort where a filesystem
     // cannot fsync)

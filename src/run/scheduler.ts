@@ -1,7 +1,8 @@
 // The scheduler: runs units (target × step) dependencies first, within -j, per-model
 // concurrency and pool limits, with retries and exponential backoff. Pure over runUnit.
 
-export type Outcome = 'built' | 'cached' | 'failed' | 'timeout' | 'interrupted' | 'blocked'
+/** 'infra': a failed or timed-out attempt judged an infra error (retried on its own count and backoff). */
+export type Outcome = 'built' | 'cached' | 'failed' | 'timeout' | 'infra' | 'interrupted' | 'blocked'
 export type FinalOutcome = Outcome | 'not-run'
 
 export interface Unit {
@@ -11,7 +12,11 @@ export interface Unit {
   pool?: string
   /** Ids of units (of the same target) that must succeed first. */
   needs: number[]
+  /** Extra attempts after errors (failed, timeout). */
   retries: number
+  /** Extra attempts after infra errors, counted apart (default 0), with their own first backoff. */
+  infraRetries?: number
+  infraBackoffMs?: number
 }
 
 export interface SchedulerOptions {
@@ -192,9 +197,26 @@ export class Scheduler {
   /** Units started and not yet finished (running, or committing after release). */
   private inflight = 0
 
+  /** Failed attempts so far of each unit: errors, infra errors. */
+  private failures = new Map<number, { error: number; infra: number }>()
+
+  /** Will an attempt of unit `u` that ends with `outcome` be retried (asked before it is reported)? */
+  willRetry(u: Unit, outcome: Outcome): boolean {
+    if (this.stopping) return false
+    const f = this.failures.get(u.id) ?? { error: 0, infra: 0 }
+    if (outcome === 'infra') return f.infra < (u.infraRetries ?? 0)
+    if (outcome === 'failed' || outcome === 'timeout') return f.error < u.retries
+    return false
+  }
+
   private finish(u: Unit, attempt: number, outcome: Outcome) {
-    if ((outcome === 'failed' || outcome === 'timeout') && attempt <= u.retries && !this.stopping) {
-      const delay = (this.opts.backoffMs ?? defaultBackoff())(attempt + 1)
+    if (this.willRetry(u, outcome)) {
+      const f = this.failures.get(u.id) ?? { error: 0, infra: 0 }
+      this.failures.set(u.id, f)
+      const infra = outcome === 'infra'
+      const nth = infra ? ++f.infra : ++f.error
+      // the n-th retry of its kind waits base × 2^(n-1)
+      const delay = infra && u.infraBackoffMs !== undefined ? Math.min(u.infraBackoffMs * 2 ** (nth - 1), 300_000) : (this.opts.backoffMs ?? defaultBackoff())(nth + 1)
       this.hooks.onRetry?.(u, attempt + 1, delay)
       this.sleeping++
       let timer: NodeJS.Timeout | undefined
@@ -223,7 +245,7 @@ export class Scheduler {
         }
       } else {
         this.block(u)
-        if (this.opts.failFast && (outcome === 'failed' || outcome === 'timeout')) this.stop()
+        if (this.opts.failFast && (outcome === 'failed' || outcome === 'timeout' || outcome === 'infra')) this.stop()
       }
     }
     this.dispatch()

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Fingerprint } from '../plan/fingerprint.js'
 import { writeFileAtomic } from './atomic.js'
+import type { OutcomeClass } from '../outcome/classify.js'
 
 export const RECORD_VERSION = 1
 export const RECORD_FILE = 'target.json'
@@ -42,6 +43,17 @@ export interface StepRecord {
   jobId?: string
   node?: string
   metrics?: Record<string, unknown>
+  /**
+   * The last attempt's class (outcome/classify.ts). Absent: judged by the default rules, the
+   * class follows from the state (built: ok; exit 75: infra; else error).
+   */
+  class?: OutcomeClass
+  /** What matched, in words (`log matched /429/`). */
+  matched?: string
+  /** The hash of the rules that judged it, when not the default rules. */
+  rules?: string
+  /** A model failure (state built) whose attempt timed out. */
+  timedOut?: boolean
 }
 
 export interface TargetRecord {
