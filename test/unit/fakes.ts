@@ -6,9 +6,11 @@ import { encodeId } from '../../src/dataset/ids.js'
 import { canonicalJson, sha256 } from '../../src/util.js'
 import type { FileStat, PlanContext, PlanIO } from '../../src/plan/plan.js'
 import { parseRecord, type TargetRecord } from '../../src/store/record.js'
+import { compileClassifier } from '../../src/outcome/rules.js'
 
 export function step(name: string, extra: Partial<ResolvedStep> = {}): ResolvedStep {
-  return { name, command: ['agent', name], outputs: [`${name}.out`], needs: [], inputs: [], env: {}, passEnv: [], retries: 0, ...extra }
+  const outputs = extra.outputs ?? [`${name}.out`]
+  return { name, command: ['agent', name], outputs, needs: [], inputs: [], env: {}, passEnv: [], retries: 0, classifier: compileClassifier(undefined, undefined, name, outputs, outputs, '/ws/sessions.config.ts'), ...extra }
 }
 
 export function fakeConfig(over: Partial<ResolvedConfig> = {}): ResolvedConfig {
@@ -77,6 +79,12 @@ export class FakeFS implements PlanIO {
   }
   lockAlive(dir: string) {
     return this.live.has(dir)
+  }
+  readTail(path: string) {
+    return this.files.get(path)?.content ?? ''
+  }
+  readFirstLine(path: string) {
+    return (this.files.get(path)?.content ?? '').split('\n')[0]
   }
   setRecord(dir: string, rec: TargetRecord) {
     this.records.set(dir, JSON.stringify(rec))
