@@ -13,14 +13,23 @@ const env = { DEMO_AGENT_SPEED: '0.05', VELORA_RETRY_BACKOFF_MS: '50', DEMO_AGEN
 const callCount = () => readFileSync(path.join(ws, 'calls.log'), 'utf8').split('\n').filter(Boolean)
 
 describe('the demo', () => {
-  it('first build: 4 models × 75 instances, a few failures and two timeouts, exit 1', () => {
+  it('first build: 4 models × 75 instances, infra errors (429s retried, crashed sandboxes, two hangs), model failures kept as results, exit 1', { timeout: 150_000 }, () => {
     const r = velora(ws, ['build'], env)
     expect(r.code).toBe(1)
     const st = statusJson(ws)
     expect(st.targets).toHaveLength(300)
     const bad = st.targets.filter((t: any) => t.state !== 'built')
+    // the hangs time out on each of their 3 attempts: infra errors (the log says "waiting for sandbox")
     expect(bad.filter((t: any) => t.state === 'timeout').map((t: any) => t.id).sort()).toEqual(['kimi/lite/django__django-12470', 'qwen/lite/pydata__xarray-3364'])
-    expect(bad.filter((t: any) => t.state === 'failed').length).toBeGreaterThan(3)
+    expect(bad.every((t: any) => t.class === 'infra')).toBe(true)
+    expect(callCount().filter((l) => l.startsWith('kimi django__django-12470 infer'))).toHaveLength(3)
+    expect(bad.filter((t: any) => t.state === 'failed').length).toBeGreaterThanOrEqual(3)
+    // context overflows and iteration limits are model failures: built, results, scored unresolved
+    const model = st.targets.filter((t: any) => t.class === 'model')
+    expect(model.length).toBeGreaterThanOrEqual(3)
+    expect(model.every((t: any) => t.state === 'built' && t.metrics.resolved === false)).toBe(true)
+    expect(Object.values(st.models).reduce((n: number, m: any) => n + m.outcomes.model, 0)).toBe(model.length)
+    expect(r.stdout).toMatch(/opus: resolved [\d.]+%, cost [\d.]+ of \d+ results/)
     // first-attempt failures were retried within the build and recovered
     expect(callCount().filter((l) => l.endsWith(' infer 2')).length).toBeGreaterThan(bad.length)
     const built = st.targets.find((t: any) => t.state === 'built')
@@ -32,7 +41,7 @@ describe('the demo', () => {
     expect(st.models.opus.metrics.cost).toBeGreaterThan(0)
   })
 
-  it('second build reruns only the failed and timed-out targets and finishes; the third is a no-op', () => {
+  it('second build reruns only the infra errors (never a model failure) and finishes; the third is a no-op', () => {
     const failed = statusJson(ws).targets.filter((t: any) => t.state !== 'built').map((t: any) => `${t.model} ${t.instance}`)
     writeFileSync(path.join(ws, 'calls.log'), '')
     const r = velora(ws, ['build'], env)
