@@ -19,7 +19,7 @@ export function judgementFields(j: Judgement, c: Classifier, state: StepRecord['
 
 export interface RecordIO {
   readTail?(absFile: string): string
-  readFirstLine?(absFile: string): string
+  readJson?(absFile: string): unknown
 }
 
 /**
@@ -39,12 +39,8 @@ export function judgeRecord(io: RecordIO, dir: string, step: ResolvedStep, rec: 
     log: () => lastAttempt(io.readTail?.(`${dir}/${step.name}.log`) ?? ''),
     output: (file) => {
       // a failed attempt's outputs were discarded: what is in the folder belongs to an earlier success
-      if (!committed || !rec.outputs?.[file] || !io.readFirstLine) return undefined
-      try {
-        return JSON.parse(io.readFirstLine(`${dir}/${file}`))
-      } catch {
-        return undefined
-      }
+      if (!committed || !rec.outputs?.[file]) return undefined
+      return io.readJson?.(`${dir}/${file}`)
     },
   }
   const now = judge(c, ev)

@@ -7,7 +7,7 @@ import { readRecord } from '../store/record.js'
 import { RecordIndex } from '../store/record-index.js'
 import { statPath } from '../store/stat-prefetch.js'
 import { lockAlive } from '../store/lock.js'
-import { firstLine, readTail } from '../store/read.js'
+import { readJsonHead, readTail } from '../store/read.js'
 import type { ResolvedConfig } from '../config/types.js'
 import type { FileStat, PlanIO } from './plan.js'
 
@@ -50,7 +50,7 @@ export const diskIO: PlanIO = {
   hashFile: hashFileSync,
   lockAlive,
   readTail: (file) => readTail(file),
-  readFirstLine: firstLine,
+  readJson: (file) => readJsonHead(file),
 }
 
 /**

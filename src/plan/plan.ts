@@ -38,9 +38,9 @@ export interface PlanIO {
   memo?(absTargetDir: string): { instance: string; key: string; steps: number } | undefined
   /** steps: a bit per step of the config, in config order (the model key covers that order). */
   setMemo?(absTargetDir: string, instance: string, key: string, steps: number): void
-  /** For judging a record again under changed rules: a log's tail, an output's first line. */
+  /** For judging a record again under changed rules: a log's tail, the JSON an output starts with. */
   readTail?(absFile: string): string
-  readFirstLine?(absFile: string): string
+  readJson?(absFile: string): unknown
 }
 
 export interface StepStatus {

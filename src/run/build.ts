@@ -29,7 +29,7 @@ import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './schedul
 import { judge, lastAttempt, type Judgement, type OutcomeClass } from '../outcome/classify.js'
 import { judgementFields } from '../outcome/record.js'
 import { DEFAULT_INFRA_BACKOFF_MS } from '../outcome/rules.js'
-import { firstLine, readTail } from '../store/read.js'
+import { readJsonHead, readTail } from '../store/read.js'
 
 export interface BuildOptions extends WorkspaceOptions {
   patterns?: string[]
@@ -423,13 +423,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         timedOut: !!r.timedOut,
         clean: !!checked?.ok,
         log: () => lastAttempt(readTail(path.join(dir, `${s.name}.log`))),
-        output: (file) => {
-          try {
-            return JSON.parse(firstLine(path.join(outDir, file)))
-          } catch {
-            return undefined
-          }
-        },
+        output: (file) => readJsonHead(path.join(outDir, file)),
       })
       if (j.class === 'infra' || j.class === 'error') {
         const error = r.error ?? (checked && !checked.ok ? checked.error : undefined)

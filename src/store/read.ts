@@ -1,6 +1,6 @@
 // Bounded reads of a file's ends: the first line of an output (metrics, classification) and the
 // tail of a log (the summary, classification). Memory stays bounded whatever the file's size.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 
 /** The first line of a file, read in bounded chunks (at most 16 MB). */
 export function firstLine(file: string, max = 16 << 20): string {
@@ -41,5 +41,33 @@ export function readTail(file: string, max = 64 << 10): string {
     return ''
   } finally {
     closeSync(fd)
+  }
+}
+
+/**
+ * The JSON value an output starts with: its first line (JSONL), or, when that is not JSON on its
+ * own, the whole file (a pretty-printed JSON document such as a SWE-agent .traj; at most 16 MB).
+ * Undefined when absent or not JSON.
+ */
+export function readJsonHead(file: string, max = 16 << 20): unknown {
+  let line: string
+  try {
+    line = firstLine(file)
+  } catch {
+    return undefined
+  }
+  try {
+    return JSON.parse(line)
+  } catch {}
+  try {
+    const fd = openSync(file, 'r')
+    try {
+      if (fstatSync(fd).size > max) return undefined
+    } finally {
+      closeSync(fd)
+    }
+    return JSON.parse(readFileSync(file, 'utf8'))
+  } catch {
+    return undefined
   }
 }

@@ -204,3 +204,22 @@ describe('scheduler: infra errors retried on their own count and backoff', () =>
     expect(res.get(1)).toBe('blocked')
   })
 })
+
+describe('readJsonHead: what an output rule reads', () => {
+  it('the first line of a JSONL file, or a whole pretty-printed JSON document (a SWE-agent .traj)', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+    const { readJsonHead } = await import('../../src/store/read.js')
+    const dir = mkdtempSync('/tmp/velora-json-')
+    try {
+      writeFileSync(`${dir}/a.jsonl`, '{"error":"x"}\n{"error":"y"}\n')
+      writeFileSync(`${dir}/b.traj`, JSON.stringify({ info: { exit_status: 'exit_context' } }, null, 2))
+      writeFileSync(`${dir}/c.txt`, 'not json\n')
+      expect(readJsonHead(`${dir}/a.jsonl`)).toEqual({ error: 'x' })
+      expect(readJsonHead(`${dir}/b.traj`)).toEqual({ info: { exit_status: 'exit_context' } })
+      expect(readJsonHead(`${dir}/c.txt`)).toBeUndefined()
+      expect(readJsonHead(`${dir}/missing`)).toBeUndefined()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

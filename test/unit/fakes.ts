@@ -83,8 +83,12 @@ export class FakeFS implements PlanIO {
   readTail(path: string) {
     return this.files.get(path)?.content ?? ''
   }
-  readFirstLine(path: string) {
-    return (this.files.get(path)?.content ?? '').split('\n')[0]
+  readJson(path: string) {
+    try {
+      return JSON.parse((this.files.get(path)?.content ?? '').split('\n')[0])
+    } catch {
+      return undefined
+    }
   }
   setRecord(dir: string, rec: TargetRecord) {
     this.records.set(dir, JSON.stringify(rec))
