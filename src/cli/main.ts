@@ -20,6 +20,7 @@ import { formatDuration } from '../util.js'
 import { err, makeChalk, out } from './output.js'
 import { PACKAGE_ROOT } from '../self.js'
 import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
+import { formatBudgetLine } from '../spend/budget.js'
 
 const collect = (v: string, prev: string[]) => [...prev, v]
 const classList = (v: string, prev: OutcomeClass[] = []) => {
@@ -90,6 +91,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
           say(`velora: would run ${res.planned.length} step${res.planned.length === 1 ? '' : 's'} (dry run: nothing was run or written)`)
           if (estimate) for (const l of formatEstimate(estimate, c)) say(l)
           else for (const [m, n] of perModel) say(`  ${m}: ${n} step${n === 1 ? '' : 's'}`)
+          for (const l of res.budgetCheck ?? []) say((l.spent + l.estimate <= l.limit ? c.green : c.yellow)(formatBudgetLine(l)))
         }
       } else if (res.upToDate) {
         say(c.green(`velora: everything is up to date (${res.targets} targets)`))

@@ -127,6 +127,17 @@ export const configSchema = z.strictObject(
     executor: executor.optional(),
     killGrace: duration.optional(),
     classify: classify.optional(),
+    budget: z
+      .strictObject(
+        {
+          total: z.number({ error: 'expected a number ≥ 0' }).min(0, { error: 'expected a number ≥ 0' }).optional(),
+          models: z.record(z.string(), z.number({ error: 'expected a number ≥ 0' }).min(0, { error: 'expected a number ≥ 0' }), { error: 'expected { model: amount }' }).optional(),
+          perTarget: z.number({ error: 'expected a number ≥ 0' }).min(0, { error: 'expected a number ≥ 0' }).optional(),
+          metric: str('a metric name').optional(),
+        },
+        { error: 'expected { total, models: { name: amount }, perTarget, metric }' },
+      )
+      .optional(),
   },
   { error: 'the config must export an object (export default defineConfig({...}))' },
 )
@@ -207,6 +218,13 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
       throw err(`metrics.${n}.file`, `"${mc.file}" is not an output of step "${mc.step}"`, `its outputs: ${c.steps[mc.step].outputs.join(', ')}`)
   }
 
+  for (const m of Object.keys(c.budget?.models ?? {}))
+    if (!(m in c.models)) throw err(`budget.models.${m}`, `unknown model "${m}"`, `known models: ${Object.keys(c.models).join(', ')}`)
+  if (c.budget) {
+    const sums = Object.entries(c.metrics ?? {}).filter(([, m]) => m.agg === 'sum').map(([n]) => n)
+    if (c.budget.metric !== undefined && !sums.includes(c.budget.metric))
+      throw err('budget.metric', `"${c.budget.metric}" is not a sum metric`, sums.length ? `sum metrics: ${sums.join(', ')}` : 'declare the cost as a metric with agg: "sum"')
+  }
   const steps: ResolvedStep[] = order.map((name) => {
     const sc = c.steps[name]
     return {
@@ -241,6 +259,7 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
     sessionsDir: c.sessionsDir ?? 'sessions',
     executor: c.executor ?? { type: 'local' },
     killGraceMs: c.killGrace === undefined ? 10_000 : parseDuration(c.killGrace)!,
+    budget: c.budget,
   }
 }
 

@@ -105,6 +105,19 @@ export interface UserConfig {
   killGrace?: string | number
   /** The default classification of every step's attempts (a step's own `classify` comes first). */
   classify?: ClassifyConfig
+  /** Spend limits, in the units of the cost metric; summed from the records, so they hold across builds. */
+  budget?: BudgetConfig
+}
+
+export interface BudgetConfig {
+  /** For the whole workspace. */
+  total?: number
+  /** Per model. */
+  models?: Record<string, number>
+  /** Per target (every attempt of its steps). */
+  perTarget?: number
+  /** The `sum` metric that is the cost (default: the one named cost, else the first `sum` metric). */
+  metric?: string
 }
 
 /** Identity function that gives full type inference for a config file. */
@@ -138,4 +151,5 @@ export interface ResolvedConfig {
   sessionsDir: string
   executor: ExecutorConfig
   killGraceMs: number
+  budget?: BudgetConfig
 }

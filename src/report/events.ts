@@ -38,8 +38,8 @@ export type BuildEvent =
       step: string
       attempt: number
       lane: number
-      /** (an infra error is 'failed' or 'timeout' with class 'infra') */
-      outcome: Exclude<FinalOutcome, 'infra'>
+      /** (an infra error is 'failed' or 'timeout' with class 'infra'; a step a budget kept from starting, 'not-run') */
+      outcome: Exclude<FinalOutcome, 'infra' | 'budget'>
       /** The attempt's class, and what matched (outcome/classify.ts). */
       class?: OutcomeClass
       matched?: string

@@ -3,7 +3,8 @@
 import type { ResolvedConfig } from '../config/types.js'
 import { STATE_ORDER, type StepState, type TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
-import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
+import type { OutcomeClass } from '../outcome/classify.js'
+import { costMetric, stepSpend } from '../spend/usage.js'
 
 export interface StepJson {
   state: StepState
@@ -30,6 +31,8 @@ export interface TargetJson {
   class: OutcomeClass | null
   steps: Record<string, StepJson>
   metrics: Record<string, unknown>
+  /** What its attempts cost, and of that the attempts that were not results. */
+  spend: { total: number; failed: number }
 }
 
 export type ModelCounts = Record<'total' | StepState, number> & {
@@ -37,6 +40,8 @@ export type ModelCounts = Record<'total' | StepState, number> & {
   outcomes: Record<OutcomeClass, number>
   results: number
   metrics: Record<string, number | null>
+  /** What every recorded attempt cost (spend/usage.ts), and of that what attempts that were not results cost. */
+  spend: { total: number; failed: number }
 }
 
 export interface StatusJson {
@@ -53,7 +58,7 @@ export function targetMetrics(ts: TargetStatus): Record<string, unknown> {
   return m ?? {}
 }
 
-export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJson {
+export function targetJson(ts: TargetStatus, stepFilter?: Set<string>, costName?: string): TargetJson {
   const steps: Record<string, StepJson> = {}
   for (const name in ts.steps) {
     if (stepFilter && !stepFilter.has(name)) continue
@@ -75,7 +80,7 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>): TargetJs
     steps[name] = j
   }
   const t = ts.target
-  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), class: resultClass(ts, stepFilter), steps, metrics: targetMetrics(ts) }
+  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), class: resultClass(ts, stepFilter), steps, metrics: targetMetrics(ts), spend: targetSpend(ts, costName, stepFilter) }
 }
 
 /**
@@ -120,19 +125,33 @@ export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): numb
   return agg === 'sum' ? Math.round(sum * 1e6) / 1e6 : Math.round((sum / nums.length) * 1e6) / 1e6
 }
 
-export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'class' | 'metrics'>[]): Record<string, ModelCounts> {
+export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'class' | 'metrics' | 'spend'>[]): Record<string, ModelCounts> {
   return countModels(config, (add) => {
-    for (const t of targets) add(t.model, t.state, t.class, t.metrics)
+    for (const t of targets) add(t.model, t.state, t.class, t.metrics, t.spend)
   })
+}
+
+/** What a target's attempts cost. */
+export function targetSpend(ts: TargetStatus, costName: string | undefined, stepFilter?: Set<string>): { total: number; failed: number } {
+  let total = 0
+  let failed = 0
+  for (const name in ts.steps) {
+    if (stepFilter && !stepFilter.has(name)) continue
+    const s = stepSpend(ts.steps[name].record, costName)
+    total += s.total
+    failed += s.failed
+  }
+  return { total: round6(total), failed: round6(failed) }
 }
 
 /** The status object's per-model counts and metrics, without an object per target. */
 export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson['models'] {
   const hasMetrics = Object.keys(config.metrics).length > 0
+  const costName = costMetric(config)?.name
   return countModels(config, (add) => {
     for (const ts of statuses) {
       const f = stepFilter?.(ts)
-      add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined)
+      add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, f))
     }
   })
 }
@@ -141,7 +160,10 @@ export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], s
  * Per-model counts by state and class, and the metrics aggregated over results only (ok and model
  * failures): a model failure without a `rate` metric's value counts as a failure of it.
  */
-function countModels(config: ResolvedConfig, each: (add: (model: string, state: StepState, cls: OutcomeClass | null, metrics?: Record<string, unknown>) => void) => void): Record<string, ModelCounts> {
+function countModels(
+  config: ResolvedConfig,
+  each: (add: (model: string, state: StepState, cls: OutcomeClass | null, metrics: Record<string, unknown> | undefined, spend: { total: number; failed: number }) => void) => void,
+): Record<string, ModelCounts> {
   const out: Record<string, ModelCounts> = {}
   const values: Record<string, Record<string, unknown[]>> = {}
   const metricNames = Object.keys(config.metrics)
@@ -151,13 +173,16 @@ function countModels(config: ResolvedConfig, each: (add: (model: string, state: 
     c.outcomes = { ok: 0, model: 0, infra: 0, error: 0 }
     c.results = 0
     c.metrics = {}
+    c.spend = { total: 0, failed: 0 }
     out[m] = c
     values[m] = Object.fromEntries(metricNames.map((k) => [k, []]))
   }
-  each((model, state, cls, metrics) => {
+  each((model, state, cls, metrics, spend) => {
     const c = out[model]
     c.total++
     c[state]++
+    c.spend.total += spend.total
+    c.spend.failed += spend.failed
     if (cls) c.outcomes[cls]++
     if (cls !== 'ok' && cls !== 'model') return
     c.results++
@@ -169,12 +194,16 @@ function countModels(config: ResolvedConfig, each: (add: (model: string, state: 
   })
   for (const m of Object.keys(out)) {
     for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)
+    out[m].spend = { total: round6(out[m].spend.total), failed: round6(out[m].spend.failed) }
     if (out[m].total === 0) delete out[m]
   }
   return out
 }
 
+const round6 = (v: number) => Math.round(v * 1e6) / 1e6
+
 export function statusJson(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson {
-  const targets = statuses.map((ts) => targetJson(ts, stepFilter?.(ts)))
+  const costName = costMetric(config)?.name
+  const targets = statuses.map((ts) => targetJson(ts, stepFilter?.(ts), costName))
   return { targets, models: modelCounts(config, targets) }
 }

@@ -2,6 +2,7 @@
 // interrupted, total, metrics), then each failed target with its exit code, log and tail.
 import { existsSync } from 'node:fs'
 import { readTail } from '../store/read.js'
+import { formatRefusal } from '../spend/budget.js'
 import path from 'node:path'
 import type { ChalkInstance } from 'chalk'
 import type { ResolvedConfig } from '../config/types.js'
@@ -66,7 +67,7 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
           ? 'failed'
           : state === 'built'
             ? outs.includes('built') ? 'built' : 'cached'
-            : outs.every((o) => o === 'not-run') ? 'notRun' // never started: interrupted or --fail-fast first
+            : outs.every((o) => o === 'not-run' || o === 'budget') ? 'notRun' // never started: interrupted, --fail-fast first, or a budget
               : state in m ? state : 'failed'
     m[key]++
   }
@@ -102,6 +103,11 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
       }
     }
     if (failed.length > shown.length) out.push(`  … and ${failed.length - shown.length} more (velora status)`)
+  }
+  if (res.budget?.refusals.length) {
+    out.push('')
+    for (const r of res.budget.refusals) out.push(c.yellow(`budget: ${formatRefusal(r)}`))
+    out.push(c.yellow(`budget: ${res.budget.notRun.length} step${res.budget.notRun.length === 1 ? '' : 's'} not run; raise the budget in ${path.relative(cwd, config.file) || config.file} and run velora build to resume`))
   }
   if (res.session) {
     out.push('', `session: ${path.relative(cwd, res.session.dir) || res.session.dir}`)
@@ -142,7 +148,8 @@ export function resultLines(config: ResolvedConfig, models: StatusJson['models']
     const open = k.total - k.results - k.outcomes.infra - k.outcomes.error
     if (open) pending.push(`${open} not run`)
     const of = `${k.results} result${k.results === 1 ? '' : 's'}${k.outcomes.model ? ` (${k.outcomes.model} model failure${k.outcomes.model === 1 ? '' : 's'})` : ''}`
-    out.push(`${m}: ${metrics ? `${metrics} of ${of}` : of}${pending.length ? `; ${pending.join(', ')}` : `; complete`}`)
+    const spent = k.spend.total ? `; spent ${formatMetric(k.spend.total, 'sum')}${k.spend.failed ? ` (${formatMetric(k.spend.failed, 'sum')} on attempts that are not results)` : ''}` : ''
+    out.push(`${m}: ${metrics ? `${metrics} of ${of}` : of}${pending.length ? `; ${pending.join(', ')}` : `; complete`}${spent}`)
   }
   return out.length ? ['', ...out] : out
 }

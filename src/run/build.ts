@@ -29,6 +29,9 @@ import { Scheduler, type FinalOutcome, type Outcome, type Unit } from './schedul
 import { judge, lastAttempt, type Judgement, type OutcomeClass } from '../outcome/classify.js'
 import { judgementFields } from '../outcome/record.js'
 import { DEFAULT_INFRA_BACKOFF_MS } from '../outcome/rules.js'
+import { BudgetTracker, budgetCheck, formatRefusal, type BudgetLine, type Refusal } from '../spend/budget.js'
+import { USAGE_FILE, readUsage, type AttemptUsage } from '../spend/usage.js'
+import { spendOf, usageList } from '../spend/spend.js'
 import { readJsonHead, readTail } from '../store/read.js'
 
 export interface BuildOptions extends WorkspaceOptions {
@@ -88,6 +91,10 @@ export interface BuildResult {
   config: ResolvedConfig
   /** Targets whose target.json cannot be used (corrupt, foreign, newer format): path, problem, what to do. */
   warnings: string[]
+  /** When a budget kept steps from starting: which budgets refused (first refusal each) and the steps not run. */
+  budget?: { refusals: Refusal[]; notRun: string[]; spent: number }
+  /** A dry run's word on the budget: does it cover the estimate of what would run? */
+  budgetCheck?: BudgetLine[]
 }
 
 const SKIP_STATES = new Set(['failed', 'timeout'])
@@ -111,6 +118,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   if (!opts.dryRun) io.save()
   mark('index saved')
   const warnings = recordWarnings(statuses)
+  // (a budget is the workspace's: every target's spend counts, selected or not)
+  const spend = config.budget ? spendOf(config, graph, statuses, io, true) : undefined
   if (!opts.dryRun) writeJudgements(ctx, statuses)
   // the steps wanted of a target: the selected ones and what they need (every step, one shared Set, when no :step was selected)
   const wantedCache = new Map<number, Set<string>>()
@@ -188,6 +197,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         return (models ??= statusModels(config, considered, stepFilter))
       },
       targets: sel.targets.length, allTargetsBuilt: statuses.every((ts) => ts.state === 'built'), config, warnings,
+      budgetCheck: config.budget && spend && opts.dryRun ? budgetCheck(config.budget, spend.byTarget, planned, spend.costs) : undefined,
     }
   }
 
@@ -222,14 +232,34 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 
   let interrupted = false
   mark('session created')
+  // budgets: what was spent (the records) + what runs + the next step, before each start
+  const budget = config.budget && spend ? new BudgetTracker(config.budget, spend.costs) : undefined
+  if (budget) for (const [m, t, c] of spend!.byTarget) budget.add(m, t, c)
+  const budgetNotRun: string[] = []
   const scheduler = new Scheduler(
     units,
     { jobs, modelConcurrency: Object.fromEntries(Object.values(config.models).map((m) => [m.name, m.concurrency])), pools: config.pools, failFast: opts.failFast },
     {
-      runUnit: (u, attempt, lane, release) => runStep(u, attempt, lane, release),
+      // (an attempt that ended before its usage was read costs nothing: the budget hears so)
+      runUnit: (u, attempt, lane, release) => runStep(u, attempt, lane, release).finally(() => budget?.finished(u.id, undefined)),
       onBlocked: (u) => {
         const { target, step } = unitInfo[u.id]
         record({ type: 'step-finished', time: Date.now(), target: target.id, model: target.model, instance: target.instance.id, step: step.name, attempt: 0, lane: -1, outcome: 'blocked' })
+      },
+      admit: budget
+        ? (u) => {
+            const { target, step } = unitInfo[u.id]
+            const seen = budget.refusals.length
+            const refused = budget.admit(u.id, target.model, target.id, step.name)
+            if (refused && budget.refusals.length > seen)
+              record({ type: 'notice', time: Date.now(), message: `budget: ${formatRefusal(refused)}; ${refused.scope === 'target' ? 'its' : 'no more'} steps start, running ones finish` })
+            return !refused
+          }
+        : undefined,
+      onRefused: (u) => {
+        const { target, step } = unitInfo[u.id]
+        budgetNotRun.push(`${target.id}:${step.name}`)
+        record({ type: 'step-finished', time: Date.now(), target: target.id, model: target.model, instance: target.instance.id, step: step.name, attempt: 0, lane: -1, outcome: 'not-run', error: 'budget' })
       },
     },
   )
@@ -251,6 +281,14 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const dir = absDir(config, t)
     const base = { target: t.id, model: t.model, instance: t.instance.id, step: step.name, attempt, lane }
     const logRel = `${t.dir}/${step.name}.log`
+    /** This attempt's usage (cost, tokens), and the budget told what it cost. */
+    let told = false
+    const attemptUsage = (s: ResolvedStep, att: number, folder: string, cls: string, metrics?: Record<string, unknown>): AttemptUsage | undefined => {
+      const u0 = readUsage(config, s.name, folder, metrics)
+      if (!told) budget?.finished(u.id, u0?.cost)
+      told = true
+      return u0 ? { session: session.id, attempt: att, ...u0, class: cls } : undefined
+    }
     const fail = (error: string): Outcome => {
       record({ type: 'step-finished', time: Date.now(), ...base, outcome: 'failed', error, willRetry: scheduler.willRetry(u, 'failed'), log: logRel })
       return 'failed'
@@ -295,7 +333,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       const rec: TargetRecord = fresh.record ?? { version: RECORD_VERSION, id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, steps: {} }
       const prev = rec.steps[step.name]
       const startedAt = Date.now()
-      const keep: Partial<StepRecord> = prev ? { outputs: prev.outputs, builtHash: prev.builtHash, metrics: prev.metrics } : {}
+      const keep: Partial<StepRecord> = prev ? { outputs: prev.outputs, builtHash: prev.builtHash, metrics: prev.metrics, usage: prev.usage } : {}
       rec.steps[step.name] = {
         ...keep,
         state: 'running',
@@ -349,7 +387,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         VELORA_STEP: step.name,
         VELORA_ATTEMPT: String(attempt),
         VELORA_SESSION: session.id,
+        VELORA_USAGE_FILE: path.join(outDir, USAGE_FILE),
       }
+      const left = budget?.left(t.model, t.id)
+      if (left !== undefined) env.VELORA_BUDGET_LEFT = String(Math.round(left * 1e6) / 1e6)
       const result = await executor.run(
         { targetId: t.id, step: step.name, attempt, argv: ss.fingerprint.argv, env, cwd: config.workspace, logFile: path.join(dir, `${step.name}.log`), outDir, timeoutMs: step.timeoutMs, killGraceMs: config.killGraceMs },
         (s) => {
@@ -376,6 +417,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 
     function finishFailed(rec: TargetRecord, s: ResolvedStep, att: number, startedAt: number, r: Partial<StepResult> & { error?: string }, outcome: Outcome = 'failed', j?: Judgement): Outcome {
       const endedAt = r.endedAt ?? Date.now()
+      // what the attempt cost, read before its folder goes
+      const usage = runDir && outcome !== 'blocked' ? attemptUsage(s, att, runDir, j?.class ?? (outcome === 'interrupted' ? 'interrupted' : 'error')) : undefined
       // free what the failed attempt wrote first: on a full disk the record below needs the room
       try {
         if (runDir) removeRunDir(runDir)
@@ -395,6 +438,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         jobId: r.jobId,
         node: r.node,
         ...(j ? judgementFields(j, s.classifier, state) : { class: undefined, matched: undefined, rules: undefined }),
+        ...usageList(prev.usage, usage),
       }
       let error = r.error
       try {
@@ -454,6 +498,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         node: r.node,
         metrics: checked.metrics,
         ...judgementFields(j, s.classifier, 'built'),
+        ...usageList(prev.usage, attemptUsage(s, att, outDir, j.class, checked.metrics)),
       }
       const written = Object.keys(checked.outputs)
       try {
@@ -533,6 +578,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     statuses: after, stepFilter, models,
     // every step of every selected target (the targets --skip-failed left out are not built)
     targets: sel.targets.length, allTargetsBuilt: after.length === statuses.length && after.every((ts) => ts.state === 'built'), config, warnings,
+    budget: budget ? { refusals: budget.refusals, notRun: budgetNotRun, spent: budget.spent } : undefined,
   }
 }
 

@@ -3,7 +3,8 @@
 
 /** 'infra': a failed or timed-out attempt judged an infra error (retried on its own count and backoff). */
 export type Outcome = 'built' | 'cached' | 'failed' | 'timeout' | 'infra' | 'interrupted' | 'blocked'
-export type FinalOutcome = Outcome | 'not-run'
+/** 'budget': never started, a budget would have been exceeded (spend/budget.ts). */
+export type FinalOutcome = Outcome | 'not-run' | 'budget'
 
 export interface Unit {
   id: number
@@ -38,6 +39,9 @@ export interface SchedulerHooks {
   runUnit(unit: Unit, attempt: number, lane: number, release: () => void): Promise<Outcome>
   onRetry?(unit: Unit, nextAttempt: number, delayMs: number): void
   onBlocked?(unit: Unit, by: Unit): void
+  /** May this unit start now (a budget)? false: it ends 'budget', as do its dependants. */
+  admit?(unit: Unit): boolean
+  onRefused?(unit: Unit): void
 }
 
 export const defaultBackoff = (base = Number(process.env.VELORA_RETRY_BACKOFF_MS) || 1000) => (attempt: number) =>
@@ -155,8 +159,20 @@ export class Scheduler {
         break
       }
       if (!picked) return
+      if (this.hooks.admit && !this.hooks.admit(picked)) {
+        this.refuse(picked)
+        continue
+      }
       this.start(picked)
     }
+  }
+
+  private refuse(u: Unit) {
+    if (this.results.has(u.id)) return
+    this.results.set(u.id, 'budget')
+    this.hooks.onRefused?.(u)
+    for (const d of this.dependents.get(u.id) ?? []) this.refuse(d)
+    this.maybeDone()
   }
 
   private start(u: Unit) {

@@ -5,6 +5,7 @@ import path from 'node:path'
 import type { Fingerprint } from '../plan/fingerprint.js'
 import { writeFileAtomic } from './atomic.js'
 import type { OutcomeClass } from '../outcome/classify.js'
+import type { AttemptUsage } from '../spend/usage.js'
 
 export const RECORD_VERSION = 1
 export const RECORD_FILE = 'target.json'
@@ -54,6 +55,8 @@ export interface StepRecord {
   rules?: string
   /** A model failure (state built) whose attempt timed out. */
   timedOut?: boolean
+  /** What each attempt cost (spend/usage.ts), every build's, oldest first. */
+  usage?: AttemptUsage[]
 }
 
 export interface TargetRecord {
