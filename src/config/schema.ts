@@ -23,6 +23,7 @@ const duration = z.union([str(), z.number()], { error: "expected a duration like
 const model = z.strictObject(
   {
     params: z.unknown().optional(),
+    unhashed: z.record(z.string(), z.unknown(), { error: 'expected an object of params' }).optional(),
     env: strMap.optional(),
     concurrency: posInt().optional(),
     datasets: strList().optional(),
@@ -186,6 +187,9 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
   const datasetNames = Object.keys(c.datasets)
   const pools = c.pools ?? {}
   for (const [m, mc] of Object.entries(c.models)) {
+    const params = mc.params && typeof mc.params === 'object' ? (mc.params as Record<string, unknown>) : {}
+    for (const k of Object.keys(mc.unhashed ?? {}))
+      if (k in params) throw err(`models.${m}.unhashed.${k}`, `"${k}" is also in params`, 'a param is either hashed (params) or not (unhashed), not both')
     for (const [i, d] of (mc.datasets ?? []).entries())
       if (!(d in c.datasets)) throw err(`models.${m}.datasets.${i}`, `unknown dataset "${d}"`, `known datasets: ${datasetNames.join(', ')}`)
   }
@@ -249,7 +253,7 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
     models: Object.fromEntries(
       Object.entries(c.models).map(([name, m]) => [
         name,
-        { name, params: (m.params ?? {}) as Record<string, unknown>, env: m.env ?? {}, concurrency: m.concurrency, datasets: m.datasets ?? datasetNames },
+        { name, params: (m.params ?? {}) as Record<string, unknown>, unhashed: m.unhashed, env: m.env ?? {}, concurrency: m.concurrency, datasets: m.datasets ?? datasetNames },
       ]),
     ),
     datasets: Object.fromEntries(Object.entries(c.datasets).map(([name, d]) => [name, { ...d, name }])),

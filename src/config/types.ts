@@ -18,6 +18,11 @@ export type Command = string[] | ((ctx: CommandContext<any>) => string[])
 
 export interface ModelConfig {
   params?: Record<string, unknown>
+  /**
+   * Params passed to steps (merged into VELORA_MODEL_PARAMS) but not hashed: a change does not
+   * make anything stale (an api_base whose port changes per Slurm job, say). Not in argv.
+   */
+  unhashed?: Record<string, unknown>
   env?: Record<string, string>
   concurrency?: number
   datasets?: string[]
@@ -142,7 +147,7 @@ export interface ResolvedConfig {
   workspace: string
   jobs: number
   pools: Record<string, number>
-  models: Record<string, Required<Pick<ModelConfig, 'env'>> & { name: string; params: Record<string, unknown>; concurrency?: number; datasets: string[] }>
+  models: Record<string, Required<Pick<ModelConfig, 'env'>> & { name: string; params: Record<string, unknown>; unhashed?: Record<string, unknown>; concurrency?: number; datasets: string[] }>
   datasets: Record<string, DatasetConfig & { name: string; idField?: string }>
   /** Steps in a topological order of `needs`. */
   steps: ResolvedStep[]

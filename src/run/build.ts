@@ -376,7 +376,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         ...step.env,
         ...model.env,
         VELORA_MODEL: t.model,
-        VELORA_MODEL_PARAMS: JSON.stringify(model.params),
+        // (the unhashed params too: passed, never part of the hash)
+        VELORA_MODEL_PARAMS: JSON.stringify(model.unhashed ? { ...model.params, ...model.unhashed } : model.params),
         VELORA_DATASET: t.dataset,
         // no environment variable can hold a NUL byte: such ids get their folder name here
         // (the exact id is always in the VELORA_INSTANCE file)
