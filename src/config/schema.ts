@@ -27,6 +27,7 @@ const model = z.strictObject(
     env: strMap.optional(),
     concurrency: posInt().optional(),
     datasets: strList().optional(),
+    samples: posInt().optional(),
   },
   { error: 'expected an object' },
 )
@@ -52,6 +53,7 @@ const classifyRule = z
       path: str('a dotted JSON path').optional(),
       matches: regex.optional(),
       equals: z.unknown().optional(),
+      rateLimit: z.boolean({ error: 'expected true or false' }).optional(),
     },
     { error: 'expected a rule object like { log: /429/ } or { output: "output.jsonl", path: "error" }' },
   )
@@ -128,6 +130,7 @@ export const configSchema = z.strictObject(
     executor: executor.optional(),
     killGrace: duration.optional(),
     classify: classify.optional(),
+    samples: posInt().optional(),
     budget: z
       .strictObject(
         {
@@ -253,7 +256,7 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
     models: Object.fromEntries(
       Object.entries(c.models).map(([name, m]) => [
         name,
-        { name, params: (m.params ?? {}) as Record<string, unknown>, unhashed: m.unhashed, env: m.env ?? {}, concurrency: m.concurrency, datasets: m.datasets ?? datasetNames },
+        { name, params: (m.params ?? {}) as Record<string, unknown>, unhashed: m.unhashed, env: m.env ?? {}, concurrency: m.concurrency, datasets: m.datasets ?? datasetNames, samples: m.samples ?? c.samples ?? 1 },
       ]),
     ),
     datasets: Object.fromEntries(Object.entries(c.datasets).map(([name, d]) => [name, { ...d, name }])),

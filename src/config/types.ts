@@ -12,6 +12,8 @@ export interface CommandContext<P = Record<string, unknown>> {
   /** The target folder, relative to the workspace (the step's cwd). */
   targetDir: string
   step: string
+  /** Which sample (1..samples) this target is. */
+  sample: number
 }
 
 export type Command = string[] | ((ctx: CommandContext<any>) => string[])
@@ -26,6 +28,8 @@ export interface ModelConfig {
   env?: Record<string, string>
   concurrency?: number
   datasets?: string[]
+  /** Runs of each instance, each its own target (default: the workspace's `samples`, else 1). */
+  samples?: number
 }
 
 export interface DatasetConfig {
@@ -53,6 +57,8 @@ export interface ClassifyRule {
   matches?: RegExp | string
   /** The value at `path` equals this JSON value. */
   equals?: Json
+  /** (infra rules) The error is a rate limit: the step's pools shrink their concurrency, then grow back. */
+  rateLimit?: boolean
 }
 
 /** How attempts are classified: infra errors (retried, never a result) and model failures (results). */
@@ -112,6 +118,8 @@ export interface UserConfig {
   classify?: ClassifyConfig
   /** Spend limits, in the units of the cost metric; summed from the records, so they hold across builds. */
   budget?: BudgetConfig
+  /** Runs of each instance per model (default 1); a model's `samples` overrides. */
+  samples?: number
 }
 
 export interface BudgetConfig {
@@ -147,7 +155,7 @@ export interface ResolvedConfig {
   workspace: string
   jobs: number
   pools: Record<string, number>
-  models: Record<string, Required<Pick<ModelConfig, 'env'>> & { name: string; params: Record<string, unknown>; unhashed?: Record<string, unknown>; concurrency?: number; datasets: string[] }>
+  models: Record<string, Required<Pick<ModelConfig, 'env'>> & { name: string; params: Record<string, unknown>; unhashed?: Record<string, unknown>; concurrency?: number; datasets: string[]; samples: number }>
   datasets: Record<string, DatasetConfig & { name: string; idField?: string }>
   /** Steps in a topological order of `needs`. */
   steps: ResolvedStep[]

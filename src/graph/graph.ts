@@ -12,7 +12,16 @@ export interface Target {
   /** Folder relative to the workspace, with '/' separators. */
   dir: string
   index: number
+  /** Which sample of its model × instance (1..samples); sample 1's id has no suffix. */
+  sample: number
 }
+
+/**
+ * The id of a sample: `model/dataset/instance` for sample 1, `model/dataset/instance~N` for
+ * sample N (`~` is never part of an encoded id but for a shortened one's 16-hex suffix), so
+ * raising samples from 1 keeps every result as sample 1, and `opus/lite/x*` selects all of x's.
+ */
+export const sampleSuffix = (n: number) => (n === 1 ? '' : `~${n}`)
 
 export interface Graph {
   config: ResolvedConfig
@@ -30,10 +39,12 @@ export function buildGraph(config: ResolvedConfig, datasets: Record<string, Data
       const ds = datasets[dname]
       if (!ds) continue
       for (const instance of ds.instances) {
-        const id = `${model.name}/${dname}/${instance.key}`
-        const t: Target = { id, model: model.name, dataset: dname, instance, dir: `${tdir}/${id}`, index: targets.length }
-        targets.push(t)
-        byId.set(id, t)
+        for (let sample = 1; sample <= model.samples; sample++) {
+          const id = `${model.name}/${dname}/${instance.key}${sampleSuffix(sample)}`
+          const t: Target = { id, model: model.name, dataset: dname, instance, dir: `${tdir}/${id}`, index: targets.length, sample }
+          targets.push(t)
+          byId.set(id, t)
+        }
       }
     }
   }

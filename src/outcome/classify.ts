@@ -20,6 +20,8 @@ export interface Rule {
   path?: string
   matches?: RegExp
   equals?: unknown
+  /** An infra error that is a rate limit: the pools of the step shrink (adaptive concurrency). */
+  rateLimit?: boolean
   /** Where the rule is declared, for messages (`steps.infer.classify.model.when.1`). */
   field: string
 }
@@ -49,6 +51,8 @@ export interface Judgement {
   class: OutcomeClass
   /** What matched, in words: `log matched /429/`, `output.jsonl error = "context window exceeded"`. */
   matched?: string
+  /** The rule that matched says the error is a rate limit. */
+  rateLimit?: boolean
 }
 
 /** EX_TEMPFAIL (sysexits.h): "try again later", an infra error unless a rule says otherwise. */
@@ -69,6 +73,7 @@ export function rulesHash(rules: Rule[]): string {
     path: r.path ?? null,
     matches: r.matches ? [r.matches.source, r.matches.flags] : null,
     equals: r.equals === undefined ? null : { v: r.equals },
+    ...(r.rateLimit ? { rateLimit: true } : {}),
   }))
   // (retries and backoff change no judgement: not in the hash)
   return sha256(canonicalJson(plain)).slice(0, 16)
@@ -126,7 +131,7 @@ export function matchRule(rule: Rule, ev: Evidence): string | undefined {
 export function judge(c: Pick<Classifier, 'rules'>, ev: Evidence): Judgement {
   for (const r of c.rules) {
     const m = matchRule(r, ev)
-    if (m !== undefined) return { class: r.class, matched: m }
+    if (m !== undefined) return r.rateLimit ? { class: r.class, matched: m, rateLimit: true } : { class: r.class, matched: m }
   }
   return { class: ev.clean ? 'ok' : 'error' }
 }

@@ -18,6 +18,7 @@ function compileRegex(v: RegExp | string, file: string, field: string): RegExp {
 }
 
 function compileRule(r: ClassifyRule, cls: 'infra' | 'model', field: string, file: string): Rule {
+  if (r.rateLimit && cls !== 'infra') throw new UserError('rateLimit: only an infra error is a rate limit', { file, field: `${field}.rateLimit` }, 'move the rule under classify.infra.when')
   if ((r.path !== undefined || r.matches !== undefined || r.equals !== undefined) && r.output === undefined)
     throw new UserError('path, matches and equals look into an output: name it with output', { file, field }, 'e.g. { output: "output.jsonl", path: "error" }')
   return {
@@ -29,6 +30,7 @@ function compileRule(r: ClassifyRule, cls: 'infra' | 'model', field: string, fil
     path: r.path,
     matches: r.matches === undefined ? undefined : compileRegex(r.matches, file, `${field}.matches`),
     equals: r.equals,
+    rateLimit: r.rateLimit,
     field,
   }
 }

@@ -20,6 +20,8 @@ export interface Fingerprint {
   inputs: Record<string, string>
   /** Content hashes of the outputs of the steps this one needs: step -> file -> sha256. */
   needs: Record<string, Record<string, string>>
+  /** The sample, from 2 (sample 1 has none: its hash is the one of a workspace without samples). */
+  sample?: number
 }
 
 export function fingerprintHash(fp: Fingerprint): string {

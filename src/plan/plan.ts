@@ -118,6 +118,7 @@ export function resolveArgv(config: ResolvedConfig, t: Target, step: ResolvedSte
       instance: { ...t.instance.record, id: t.instance.id },
       targetDir: t.dir,
       step: step.name,
+      sample: t.sample,
     })
   } catch (e) {
     throw new UserError(`the command function threw for ${t.id}: ${(e as Error)?.message ?? e}`, { file: config.file, field: `steps.${step.name}.command` })
@@ -142,6 +143,7 @@ export function fingerprintOf(ctx: PlanContext, t: Target, step: ResolvedStep, n
     instance: t.instance.hash,
     inputs: ctx.inputs[step.name] ?? {},
     needs,
+    ...(t.sample > 1 ? { sample: t.sample } : {}),
   }
 }
 

@@ -25,6 +25,8 @@ export interface TargetJson {
   model: string
   dataset: string
   instance: string
+  /** Which run of the instance (1..samples). */
+  sample: number
   dir: string
   state: StepState
   /** The target's result: ok, model (a model failure), or why it has none yet (infra, error); null: not run to the end. */
@@ -80,7 +82,7 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>, costName?
     steps[name] = j
   }
   const t = ts.target
-  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, dir: t.dir, state: selectedState(ts, stepFilter), class: resultClass(ts, stepFilter), steps, metrics: targetMetrics(ts), spend: targetSpend(ts, costName, stepFilter) }
+  return { id: t.id, model: t.model, dataset: t.dataset, instance: t.instance.id, sample: t.sample, dir: t.dir, state: selectedState(ts, stepFilter), class: resultClass(ts, stepFilter), steps, metrics: targetMetrics(ts), spend: targetSpend(ts, costName, stepFilter) }
 }
 
 /**

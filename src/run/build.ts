@@ -389,6 +389,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         VELORA_ATTEMPT: String(attempt),
         VELORA_SESSION: session.id,
         VELORA_USAGE_FILE: path.join(outDir, USAGE_FILE),
+        VELORA_SAMPLE: String(t.sample),
       }
       const left = budget?.left(t.model, t.id)
       if (left !== undefined) env.VELORA_BUDGET_LEFT = String(Math.round(left * 1e6) / 1e6)
@@ -447,8 +448,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       } catch (e) {
         error = `${error ? error + '; ' : ''}cannot write ${t.dir}/target.json: ${(e as Error).message}`
       }
-      // an infra error is retried on its own count: the scheduler hears 'infra'
+      // an infra error is retried on its own count: the scheduler hears 'infra' (and of a rate limit)
       const result: Outcome = j?.class === 'infra' ? 'infra' : outcome
+      if (j?.rateLimit) scheduler.rateLimited(u)
       record({
         type: 'step-finished', time: endedAt, ...base, outcome: outcome === 'infra' ? 'failed' : (outcome as Exclude<Outcome, 'infra'>), exitCode: r.exitCode ?? null, signal: r.signal ?? null, error,
         durationMs: endedAt - startedAt, startedAt, log: logRel, jobId: r.jobId, node: r.node, class: j?.class, matched: j?.matched,

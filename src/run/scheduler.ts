@@ -11,6 +11,8 @@ export interface Unit {
   model: string
   step: string
   pool?: string
+  /** More pools the unit counts against (the model's), besides `pool`. */
+  pools?: string[]
   /** Ids of units (of the same target) that must succeed first. */
   needs: number[]
   /** Extra attempts after errors (failed, timeout). */
@@ -24,6 +26,12 @@ export interface SchedulerOptions {
   jobs: number
   modelConcurrency?: Record<string, number | undefined>
   pools?: Record<string, number>
+  /** Pools with a start rate: take() before a unit of the pool starts; a refusal says how long to wait. */
+  rates?: Record<string, { take(): { ok: true } | { ok: false; waitMs: number } }>
+  /** Pools whose concurrency adapts (AIMD): its current limit, told of rate-limit errors and successes. */
+  adaptive?: Record<string, { readonly limit: number; onRateLimited(now: number): boolean; onSuccess(now: number): void }>
+  /** Told when an adaptive pool's limit changes. */
+  onThrottle?: (pool: string, limit: number, max: number) => void
   failFast?: boolean
   /** Delay before retry number `attempt` (the attempt about to run, from 2). */
   backoffMs?: (attempt: number) => number
@@ -89,6 +97,11 @@ export class Scheduler {
     // units waiting out a retry backoff end now, with their last outcome: an interrupt must
     // not wait for a backoff (up to a minute) before velora can exit
     for (const wake of [...this.wakers]) wake()
+    if (this.rateTimer) {
+      clearTimeout(this.rateTimer)
+      this.rateTimer = undefined
+      this.sleeping--
+    }
     this.maybeDone()
   }
 
@@ -119,7 +132,12 @@ export class Scheduler {
   }
 
   private key(u: Unit) {
-    return `${u.model}\u0000${u.pool ?? ''}`
+    return `${u.model}\u0000${this.poolsOf(u).join('\u0000')}`
+  }
+
+  private poolsOf(u: Unit): string[] {
+    if (!u.pools) return u.pool !== undefined ? [u.pool] : []
+    return u.pool !== undefined && !u.pools.includes(u.pool) ? [u.pool, ...u.pools] : u.pools
   }
 
   private enqueue(u: Unit, front: boolean) {
@@ -138,11 +156,44 @@ export class Scheduler {
   private canRun(u: Unit): boolean {
     const mc = this.opts.modelConcurrency?.[u.model]
     if (mc !== undefined && (this.perModel.get(u.model) ?? 0) >= mc) return false
-    if (u.pool !== undefined) {
-      const size = this.opts.pools?.[u.pool]
-      if (size !== undefined && (this.perPool.get(u.pool) ?? 0) >= size) return false
+    for (const p of this.poolsOf(u)) {
+      const size = this.opts.pools?.[p]
+      const adaptive = this.opts.adaptive?.[p]?.limit
+      const limit = size === undefined ? adaptive : adaptive === undefined ? size : Math.min(size, adaptive)
+      if (limit !== undefined && (this.perPool.get(p) ?? 0) >= limit) return false
     }
     return true
+  }
+
+  /** Take a start from each of the unit's rate pools; the wait (ms) if one refuses (0: taken). */
+  private takeRate(u: Unit): number {
+    if (!this.opts.rates) return 0
+    for (const p of this.poolsOf(u)) {
+      const r = this.opts.rates[p]?.take()
+      if (r && !r.ok) return Math.max(1, r.waitMs)
+    }
+    return 0
+  }
+
+  private rateTimer?: NodeJS.Timeout
+  /** Dispatch again once a rate pool has a start to give. */
+  private wakeAfter(ms: number) {
+    if (this.rateTimer) return
+    this.sleeping++
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = undefined
+      this.sleeping--
+      this.dispatch()
+      this.maybeDone()
+    }, ms)
+  }
+
+  /** A unit's attempt failed on a rate limit: its adaptive pools shrink (at most once per window). */
+  rateLimited(u: Unit) {
+    for (const p of this.poolsOf(u)) {
+      const a = this.opts.adaptive?.[p]
+      if (a?.onRateLimited(Date.now())) this.opts.onThrottle?.(p, a.limit, this.opts.pools?.[p] ?? a.limit)
+    }
   }
 
   private dispatch() {
@@ -154,6 +205,11 @@ export class Scheduler {
         if (q.size === 0) continue
         const peek = q.front.length ? q.front[q.front.length - 1] : q.back[q.head]
         if (!this.canRun(peek)) continue
+        const wait = this.takeRate(peek)
+        if (wait) {
+          this.wakeAfter(wait)
+          continue
+        }
         picked = q.shift()
         this.rr = (this.rr + i + 1) % this.keys.length
         break
@@ -180,7 +236,7 @@ export class Scheduler {
     this.attempts.set(u.id, attempt)
     this.running++
     this.perModel.set(u.model, (this.perModel.get(u.model) ?? 0) + 1)
-    if (u.pool !== undefined) this.perPool.set(u.pool, (this.perPool.get(u.pool) ?? 0) + 1)
+    for (const p of this.poolsOf(u)) this.perPool.set(p, (this.perPool.get(p) ?? 0) + 1)
     const lane = this.lanes.length ? this.lanes.pop()! : this.nextLane++
     this.inflight++
     let released = false
@@ -189,7 +245,7 @@ export class Scheduler {
       released = true
       this.running--
       this.perModel.set(u.model, this.perModel.get(u.model)! - 1)
-      if (u.pool !== undefined) this.perPool.set(u.pool, this.perPool.get(u.pool)! - 1)
+      for (const p of this.poolsOf(u)) this.perPool.set(p, this.perPool.get(p)! - 1)
       this.lanes.push(lane)
       this.lanes.sort((a, b) => b - a)
       return true
@@ -253,6 +309,13 @@ export class Scheduler {
       else timer = setTimeout(wake, delay)
     } else {
       this.results.set(u.id, outcome)
+      if (outcome === 'built') for (const p of this.poolsOf(u)) {
+        const a = this.opts.adaptive?.[p]
+        if (!a) continue
+        const before = a.limit
+        a.onSuccess(Date.now())
+        if (a.limit !== before) this.opts.onThrottle?.(p, a.limit, this.opts.pools?.[p] ?? a.limit)
+      }
       if (outcome === 'built' || outcome === 'cached') {
         for (const d of this.dependents.get(u.id) ?? []) {
           const left = this.pendingNeeds.get(d.id)! - 1

@@ -20,8 +20,8 @@ export function fakeConfig(over: Partial<ResolvedConfig> = {}): ResolvedConfig {
     jobs: 4,
     pools: {},
     models: {
-      opus: { name: 'opus', params: { temperature: 0 }, env: {}, datasets: ['lite'] },
-      gpt: { name: 'gpt', params: { temperature: 0 }, env: {}, datasets: ['lite'] },
+      opus: { name: 'opus', params: { temperature: 0 }, env: {}, datasets: ['lite'], samples: 1 },
+      gpt: { name: 'gpt', params: { temperature: 0 }, env: {}, datasets: ['lite'], samples: 1 },
     },
     datasets: { lite: { name: 'lite', path: 'data.jsonl' } },
     steps: [step('infer'), step('eval', { needs: ['infer'] })],

@@ -165,3 +165,61 @@ describe('scheduler', () => {
     expect(log.indexOf('start 2')).toBeGreaterThan(log.indexOf('done 0'))
   })
 })
+
+describe('rate pools and adaptive concurrency', () => {
+  it('a unit of a rate pool starts only when the pool gives a start; the scheduler waits as long as it says', async () => {
+    let tokens = 1
+    const asked: number[] = []
+    const t0 = Date.now()
+    const rates = {
+      api: {
+        take() {
+          asked.push(Date.now() - t0)
+          if (tokens > 0) return (tokens--, { ok: true as const })
+          setTimeout(() => (tokens = 1), 30)
+          return { ok: false as const, waitMs: 40 }
+        },
+      },
+    }
+    const units: Unit[] = [0, 1, 2].map((id) => ({ id, model: 'm', step: 's', needs: [], retries: 0, pools: ['api'] }))
+    const started: number[] = []
+    const s = new Scheduler(units, { jobs: 3, rates }, {
+      async runUnit(u) {
+        started.push(Date.now() - t0)
+        return 'built'
+      },
+    })
+    const res = await s.run()
+    expect([...res.values()]).toEqual(['built', 'built', 'built'])
+    // one start per 40 ms window, not three at once
+    expect(started[1] - started[0]).toBeGreaterThanOrEqual(35)
+    expect(started[2] - started[1]).toBeGreaterThanOrEqual(35)
+  })
+
+  it("a rate-limited failure shrinks an adaptive pool's limit, successes grow it back", async () => {
+    let limit = 4
+    const changes: number[] = []
+    const adaptive = { api: { get limit() { return limit }, onRateLimited: () => ((limit = Math.max(1, Math.floor(limit / 2))), true), onSuccess: () => void (limit = Math.min(4, limit + 1)) } }
+    let running = 0
+    let max = 0
+    const units: Unit[] = Array.from({ length: 12 }, (_, id) => ({ id, model: 'm', step: 's', needs: [], retries: 0, pools: ['api'], infraRetries: 1, infraBackoffMs: 1 }))
+    let s!: Scheduler
+    s = new Scheduler(units, { jobs: 8, pools: { api: 4 }, adaptive, onThrottle: (_p, l) => changes.push(l) }, {
+      async runUnit(u, attempt) {
+        running++
+        max = Math.max(max, running)
+        await tick()
+        running--
+        if (u.id < 2 && attempt === 1) {
+          s.rateLimited(u)
+          return 'infra'
+        }
+        return 'built'
+      },
+    })
+    await s.run()
+    expect(changes.slice(0, 2)).toEqual([2, 1])
+    expect(changes[changes.length - 1]).toBe(4)
+    expect(max).toBeLessThanOrEqual(4)
+  })
+})
