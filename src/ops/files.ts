@@ -133,7 +133,8 @@ export async function importBatch(opts: WorkspaceOptions & { model: string; data
   } catch (e) {
     throw new UserError(`cannot read ${opts.from}: ${(e as NodeJS.ErrnoException).code}`)
   }
-  const byId = new Map(graph.targets.filter((t) => t.model === opts.model && t.dataset === opts.dataset).map((t) => [t.instance.id, t]))
+  // (a batch output is one run: sample 1)
+  const byId = new Map(graph.targets.filter((t) => t.model === opts.model && t.dataset === opts.dataset && t.sample === 1).map((t) => [t.instance.id, t]))
   const ctx = { config, io: diskIO, inputs: hashInputs(config) }
   const res: ImportResult = { imported: [], unknown: [], skipped: [] }
   const lines = text.replace(/^\uFEFF/, '').split('\n')
