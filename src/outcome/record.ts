@@ -4,11 +4,18 @@ import type { ResolvedStep } from '../config/types.js'
 import type { StepRecord } from '../store/record.js'
 import { DEFAULT_RULES_HASH, judge, lastAttempt, type Classifier, type Evidence, type Judgement } from './classify.js'
 
+const OK: Judgement = Object.freeze({ class: 'ok' })
+const ERROR: Judgement = Object.freeze({ class: 'error' })
+
 /** The class a record holds (records judged by the default rules leave it out when it follows from the state). */
 export function recordedJudgement(rec: StepRecord): Judgement {
-  if (rec.class) return { class: rec.class, matched: rec.matched }
-  return { class: rec.state === 'built' ? 'ok' : 'error' }
+  // (shared objects for the common case: a plan judges every step of every target)
+  if (rec.class) return rec.class === 'ok' && !rec.matched ? OK : rec.class === 'error' && !rec.matched ? ERROR : { class: rec.class, matched: rec.matched }
+  return rec.state === 'built' ? OK : ERROR
 }
+
+/** Was the record judged under other rules than the step's current ones? */
+export const judgedElsewise = (rec: StepRecord, c: Classifier): boolean => (rec.rules ?? DEFAULT_RULES_HASH) !== c.hash
 
 /** The record fields that keep a judgement (left out where the default rules and the state say it). */
 export function judgementFields(j: Judgement, c: Classifier, state: StepRecord['state']): Pick<StepRecord, 'class' | 'matched' | 'rules'> {
@@ -30,7 +37,7 @@ export interface RecordIO {
  */
 export function judgeRecord(io: RecordIO, dir: string, step: ResolvedStep, rec: StepRecord): { judgement: Judgement; changed: boolean; record?: StepRecord } {
   const c = step.classifier
-  if ((rec.rules ?? DEFAULT_RULES_HASH) === c.hash) return { judgement: recordedJudgement(rec), changed: false }
+  if (!judgedElsewise(rec, c)) return { judgement: recordedJudgement(rec), changed: false }
   const committed = rec.state === 'built'
   const ev: Evidence = {
     exitCode: rec.exitCode ?? null,

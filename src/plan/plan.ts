@@ -7,7 +7,7 @@ import type { ReadResult, StepRecord, TargetRecord } from '../store/record.js'
 import { FINGERPRINT_VERSION, planHasher, summarize, type Fingerprint } from './fingerprint.js'
 import { canonicalJson, sha256 } from '../util.js'
 import { diffValues, type Reason } from './reasons.js'
-import { judgeRecord } from '../outcome/record.js'
+import { judgeRecord, judgedElsewise, recordedJudgement } from '../outcome/record.js'
 import type { Judgement } from '../outcome/classify.js'
 
 export type StepState = 'built' | 'stale' | 'failed' | 'timeout' | 'interrupted' | 'running' | 'blocked' | 'missing'
@@ -289,10 +289,12 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
         lastState = 'interrupted'
       } else {
         // built, failed or timed out: its class, judged again if the rules changed since
-        const j = judgeRecord(ctx.io, dir, step, rec)
-        judgement = j.judgement
-        rejudged = j.changed
-        if (j.record) srec = j.record
+        if (judgedElsewise(rec, step.classifier)) {
+          const j = judgeRecord(ctx.io, dir, step, rec)
+          judgement = j.judgement
+          rejudged = j.changed
+          if (j.record) srec = j.record
+        } else judgement = recordedJudgement(rec)
         const failedClass = judgement.class === 'infra' || judgement.class === 'error' ? (judgement as { class: 'infra' | 'error'; matched?: string }) : undefined
         if (rec.state === 'built' && failedClass) {
           // judged a failure under the current rules: rerun, and shown as that failure
