@@ -12,10 +12,12 @@ import { readReportData, renderReport, REPORT_FILE } from '../report/html.js'
 import { listSessions, readEvents, type SessionInfo } from '../store/session.js'
 import { openWorkspace } from '../workspace.js'
 import { out } from './output.js'
+import { registerCompare } from './compare.js'
 
 const withConfig = (c: Command) => c.option('--config <file>', 'use this config file instead of finding sessions.config.ts').exitOverride()
 
 export function registerExtra(program: Command): void {
+  registerCompare(program)
   withConfig(program.command('report'))
     .description("Write a session's report.html (self-contained; opens from disk)")
     .argument('[session]', 'session id, or latest', 'latest')

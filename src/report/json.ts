@@ -5,6 +5,7 @@ import { STATE_ORDER, type StepState, type TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
 import type { OutcomeClass } from '../outcome/classify.js'
 import { costMetric, stepSpend } from '../spend/usage.js'
+import { meanPassAtK, meanPassHatK, wilson } from '../stats/stats.js'
 
 export interface StepJson {
   state: StepState
@@ -44,6 +45,20 @@ export type ModelCounts = Record<'total' | StepState, number> & {
   metrics: Record<string, number | null>
   /** What every recorded attempt cost (spend/usage.ts), and of that what attempts that were not results cost. */
   spend: { total: number; failed: number }
+  /** Per `rate` metric, over the results: the rate with its 95% Wilson interval; with samples, pass@k and pass^k. */
+  rates: Record<string, RateStats>
+}
+
+export interface RateStats {
+  /** Results with a value (a model failure without one counts as a failure). */
+  n: number
+  rate: number | null
+  /** 95% Wilson score interval, over the n results as independent trials. */
+  ci95: [number, number] | null
+  /** With more than one sample per instance: k -> the mean over instances with ≥ k samples of the unbiased estimator (Chen et al. 2021). */
+  passAtK?: Record<string, number>
+  /** k -> the mean over instances of C(c, k) / C(n, k): all k samples pass. */
+  passHatK?: Record<string, number>
 }
 
 export interface StatusJson {
@@ -127,9 +142,9 @@ export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): numb
   return agg === 'sum' ? Math.round(sum * 1e6) / 1e6 : Math.round((sum / nums.length) * 1e6) / 1e6
 }
 
-export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'class' | 'metrics' | 'spend'>[]): Record<string, ModelCounts> {
+export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'class' | 'metrics' | 'spend' | 'dataset' | 'instance'>[]): Record<string, ModelCounts> {
   return countModels(config, (add) => {
-    for (const t of targets) add(t.model, t.state, t.class, t.metrics, t.spend)
+    for (const t of targets) add(t.model, t.state, t.class, t.metrics, t.spend, `${t.dataset}\0${t.instance}`)
   })
 }
 
@@ -150,10 +165,12 @@ export function targetSpend(ts: TargetStatus, costName: string | undefined, step
 export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson['models'] {
   const hasMetrics = Object.keys(config.metrics).length > 0
   const costName = costMetric(config)?.name
+  // (the instance key is made only where there are samples: pass@k groups by instance)
+  const sampled = Object.values(config.models).some((m) => m.samples > 1)
   return countModels(config, (add) => {
     for (const ts of statuses) {
       const f = stepFilter?.(ts)
-      add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, f))
+      add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, f), ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
     }
   })
 }
@@ -164,7 +181,7 @@ export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], s
  */
 function countModels(
   config: ResolvedConfig,
-  each: (add: (model: string, state: StepState, cls: OutcomeClass | null, metrics: Record<string, unknown> | undefined, spend: { total: number; failed: number }) => void) => void,
+  each: (add: (model: string, state: StepState, cls: OutcomeClass | null, metrics: Record<string, unknown> | undefined, spend: { total: number; failed: number }, instance: string) => void) => void,
 ): Record<string, ModelCounts> {
   const out: Record<string, ModelCounts> = {}
   const values: Record<string, Record<string, unknown[]>> = {}
@@ -179,7 +196,10 @@ function countModels(
     out[m] = c
     values[m] = Object.fromEntries(metricNames.map((k) => [k, []]))
   }
-  each((model, state, cls, metrics, spend) => {
+  const rateNames = metricNames.filter((k) => config.metrics[k].agg === 'rate')
+  // per model, rate metric and instance: [samples with a value, of which passed]
+  const perInstance: Record<string, Record<string, Map<string, [number, number]>>> = {}
+  each((model, state, cls, metrics, spend, instance) => {
     const c = out[model]
     c.total++
     c[state]++
@@ -190,19 +210,49 @@ function countModels(
     c.results++
     if (metrics)
       for (const k of metricNames) {
-        if (metrics[k] !== undefined) values[model][k].push(metrics[k])
-        else if (cls === 'model' && config.metrics[k].agg === 'rate') values[model][k].push(false)
+        let v = metrics[k]
+        if (v === undefined && cls === 'model' && config.metrics[k].agg === 'rate') v = false
+        if (v === undefined) continue
+        values[model][k].push(v)
+        if (instance && config.models[model].samples > 1 && config.metrics[k].agg === 'rate') {
+          const byInst = ((perInstance[model] ??= {})[k] ??= new Map())
+          const nc = byInst.get(instance) ?? [0, 0]
+          nc[0]++
+          if (v) nc[1]++
+          byInst.set(instance, nc)
+        }
       }
   })
   for (const m of Object.keys(out)) {
     for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)
     out[m].spend = { total: round6(out[m].spend.total), failed: round6(out[m].spend.failed) }
+    out[m].rates = {}
+    for (const k of rateNames) out[m].rates[k] = rateStats(values[m][k], perInstance[m]?.[k], config.models[m].samples)
     if (out[m].total === 0) delete out[m]
   }
   return out
 }
 
 const round6 = (v: number) => Math.round(v * 1e6) / 1e6
+
+function rateStats(values: unknown[], byInstance: Map<string, [number, number]> | undefined, samples: number): RateStats {
+  const n = values.length
+  const passed = values.filter(Boolean).length
+  const w = n ? wilson(passed, n) : undefined
+  const out: RateStats = { n, rate: w ? round6(w.rate) : null, ci95: w ? [round6(w.low), round6(w.high)] : null }
+  if (samples > 1 && byInstance) {
+    const list = [...byInstance.values()].map(([n, c]) => ({ n, c }))
+    out.passAtK = {}
+    out.passHatK = {}
+    for (let k = 1; k <= samples; k++) {
+      const a = meanPassAtK(list, k)
+      if (!a.instances) continue
+      out.passAtK[k] = round6(a.value)
+      out.passHatK[k] = round6(meanPassHatK(list, k).value)
+    }
+  }
+  return out
+}
 
 export function statusJson(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson {
   const costName = costMetric(config)?.name

@@ -141,7 +141,17 @@ export function resultLines(config: ResolvedConfig, models: StatusJson['models']
   const out: string[] = []
   const names = Object.keys(config.metrics)
   for (const [m, k] of Object.entries(models)) {
-    const metrics = names.map((n) => `${n} ${formatMetric(k.metrics[n], config.metrics[n].agg)}`).join(', ')
+    const metrics = names
+      .map((n) => {
+        const r = k.rates?.[n]
+        if (!r || r.rate === null) return `${n} ${formatMetric(k.metrics[n], config.metrics[n].agg)}`
+        const pct = (v: number) => `${(v * 100).toFixed(1)}%`
+        const ks = Object.keys(r.passAtK ?? {}).map(Number)
+        const kmax = ks.length ? Math.max(...ks) : 0
+        const pass = kmax > 1 ? ` (pass@1 ${pct(r.passAtK![1])}, pass@${kmax} ${pct(r.passAtK![kmax])}, pass^${kmax} ${pct(r.passHatK![kmax])})` : ''
+        return `${n} ${pct(r.rate)} [95% CI ${pct(r.ci95![0])}–${pct(r.ci95![1])}]${pass}`
+      })
+      .join(', ')
     const pending: string[] = []
     if (k.outcomes.infra) pending.push(c.red(`${k.outcomes.infra} infra error${k.outcomes.infra === 1 ? '' : 's'} pending`))
     if (k.outcomes.error) pending.push(c.red(`${k.outcomes.error} failed`))

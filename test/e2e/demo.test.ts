@@ -29,7 +29,7 @@ describe('the demo', () => {
     expect(model.length).toBeGreaterThanOrEqual(3)
     expect(model.every((t: any) => t.state === 'built' && t.metrics.resolved === false)).toBe(true)
     expect(Object.values(st.models).reduce((n: number, m: any) => n + m.outcomes.model, 0)).toBe(model.length)
-    expect(r.stdout).toMatch(/opus: resolved [\d.]+%, cost [\d.]+ of \d+ results/)
+    expect(r.stdout).toMatch(/opus: resolved [\d.]+% \[95% CI [\d.]+%–[\d.]+%\], cost [\d.]+ of \d+ results/)
     // first-attempt failures were retried within the build and recovered
     expect(callCount().filter((l) => l.endsWith(' infer 2')).length).toBeGreaterThan(bad.length)
     const built = st.targets.find((t: any) => t.state === 'built')

@@ -104,7 +104,8 @@ describe('outcome classes', () => {
     // metrics over the 3 results only; the model failure counts as not resolved
     expect(m.metrics.resolved).toBeCloseTo(2 / 3)
     expect(m.metrics.cost).toBeCloseTo(2.3)
-    expect(r.stdout).toMatch(/opus: resolved 66\.7%, cost 2\.30 of 3 results \(1 model failure\); 1 infra error pending, 2 failed/)
+    expect(r.stdout).toMatch(/opus: resolved 66\.7% \[95% CI 20\.8%–93\.9%\], cost 2\.30 of 3 results \(1 model failure\); 1 infra error pending, 2 failed/)
+    expect(m.rates.resolved).toEqual({ n: 3, rate: 0.666667, ci95: [0.207655, 0.93851] })
   })
 
   it('--explain and status say what judged each attempt', () => {

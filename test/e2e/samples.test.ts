@@ -33,6 +33,9 @@ describe('samples', () => {
     expect(st.targets.find((t: any) => t.id === 'opus/lite/a~2')).toMatchObject({ instance: 'a', sample: 2, dir: 'targets/opus/lite/a~2' })
     expect(JSON.parse(readFileSync(path.join(dir, 'targets/opus/lite/a~3/output.jsonl'), 'utf8')).sample).toBe(3)
     expect(existsSync(path.join(dir, 'targets/opus/lite/a~2/infer.log'))).toBe(true)
+    // over samples: the rate with its Wilson interval, pass@k and pass^k (samples 1 and 3 of 3 resolve)
+    expect(st.models.opus.rates.resolved).toEqual({ n: 6, rate: 0.666667, ci95: [0.299988, 0.903231], passAtK: { 1: 0.666667, 2: 1, 3: 1 }, passHatK: { 1: 0.666667, 2: 0.333333, 3: 0 } })
+    expect(velora(dir, ['status']).stdout).toMatch(/opus: resolved 66\.7% \[95% CI 30\.0%–90\.3%\] \(pass@1 66\.7%, pass@3 100\.0%, pass\^3 0\.0%\) of 6 results/)
     // patterns select samples naturally
     expect(statusJson(dir, ['opus/lite/a*']).targets).toHaveLength(3)
     expect(statusJson(dir, ['*/lite/*~3']).targets).toHaveLength(4)
