@@ -2,8 +2,8 @@
 // from the embedded JSON, with tooltips and log links. Plain ES2017, no network, no libraries.
 
 export const CLIENT_CSS = `
-:root{--built:#2da44e;--uptodate:#9be9a8;--failed:#cf222e;--timeout:#bf3989;--interrupted:#d4a72c;--blocked:#8c959f;--stale:#c6cdd5;--missing:#e6e9ed;--running:#0969da;
---cached:#d0d7de;--retried:#f6a04d;--m0:#4e79a7;--m1:#59a14f;--m2:#76b7b2;--m3:#7b61c9;--m4:#9c755f;--m5:#a0cbe8;--m6:#8f9a3c;--m7:#2f4b7c;--m8:#1b7f79;--m9:#b9a3e3;
+:root{--built:#2da44e;--uptodate:#9be9a8;--model:#8250df;--infra:#e16f24;--failed:#cf222e;--timeout:#bf3989;--interrupted:#d4a72c;--blocked:#8c959f;--stale:#c6cdd5;--missing:#e6e9ed;--running:#0969da;
+--cached:#d0d7de;--retried:#ff8182;--m0:#4e79a7;--m1:#59a14f;--m2:#76b7b2;--m3:#57606a;--m4:#9c755f;--m5:#a0cbe8;--m6:#8f9a3c;--m7:#2f4b7c;--m8:#1b7f79;--m9:#b9a3e3;
 --fg:#1f2328;--muted:#656d76;--panel:#f6f8fa;--border:#d0d7de}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);margin:0;background:#fff}
@@ -19,11 +19,11 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
 .chip{display:inline-block;padding:0 8px;margin:0 4px 3px 0;border:1px solid var(--border);border-radius:10px;background:var(--panel);font-size:12.5px}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 .s-built{background:var(--built)}.s-uptodate{background:var(--uptodate)}.s-failed{background:var(--failed)}.s-timeout{background:var(--timeout)}
-.s-interrupted{background:var(--interrupted)}.s-blocked{background:var(--blocked)}.s-stale{background:var(--stale)}.s-missing{background:var(--missing)}.s-running{background:var(--running)}
-.b-cached{background:var(--cached)}.b-failed{background:var(--failed)}.b-timeout{background:var(--timeout)}.b-interrupted{background:var(--interrupted)}.b-retried{background:var(--retried)}
+.s-model{background:var(--model)}.s-infra{background:var(--infra)}.s-interrupted{background:var(--interrupted)}.s-blocked{background:var(--blocked)}.s-stale{background:var(--stale)}.s-missing{background:var(--missing)}.s-running{background:var(--running)}
+.b-cached{background:var(--cached)}.b-failed{background:var(--failed)}.b-timeout{background:var(--timeout)}.b-interrupted{background:var(--interrupted)}.b-retried{background:var(--retried)}.b-infra{background:var(--infra)}.b-model{background:var(--model)}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12.5px;color:var(--muted);margin-bottom:8px}
 table.models{border-collapse:collapse;font-size:13px}table.models th,table.models td{padding:4px 10px;border-bottom:1px solid var(--border);text-align:left;white-space:nowrap}
-table.models td.n{text-align:right;font-variant-numeric:tabular-nums}td.c-failed,td.c-timeout{color:var(--failed)}td.total{font-weight:600}
+table.models td.n{text-align:right;font-variant-numeric:tabular-nums}td.c-error{color:var(--failed)}td.c-infra{color:var(--infra)}td.c-model{color:var(--model)}td.zero{color:var(--muted)}td.total{font-weight:600}td.over{color:var(--muted);font-size:12.5px;white-space:normal;min-width:200px}
 .sbar{display:flex;width:260px;height:14px;border-radius:3px;overflow:hidden;background:var(--missing)}.sbar i{display:block;height:100%}
 .mbar{display:inline-block;width:110px;height:10px;margin-right:6px;vertical-align:-1px;background:var(--panel);border:1px solid var(--border);border-radius:3px;overflow:hidden}.mbar i{display:block;height:100%}
 td.metric span{font-variant-numeric:tabular-nums}
@@ -32,13 +32,14 @@ td.metric span{font-variant-numeric:tabular-nums}
 .cell{display:block;width:11px;height:11px;border-radius:2px}.cell:hover{outline:2px solid var(--fg);outline-offset:0}
 #grid canvas,#timeline canvas{display:block}
 .fail{border:1px solid var(--border);border-radius:6px;margin:0 0 10px;padding:6px 10px}
-.fhead{font-size:13px}.fhead .why{color:var(--muted)}summary.fhead{cursor:pointer}
+.fhead{font-size:13px}.fhead .why{color:var(--muted)}.fhead .judged{color:var(--fg)}summary.fhead{cursor:pointer}
+.fail.infra{border-left:4px solid var(--infra)}.fail.model{border-left:4px solid var(--model)}
 .badge{color:#fff;padding:0 6px;border-radius:8px;font-size:12px}
 pre.tail{margin:6px 0 2px;background:#0d1117;color:#e6edf3;padding:8px 10px;border-radius:6px;overflow:auto;max-height:300px;font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,monospace}
 .ok{color:var(--built)}
 footer{color:var(--muted);font-size:12px;padding:20px}
 #tip{position:fixed;display:none;pointer-events:none;z-index:10;max-width:560px;background:#1f2328;color:#fff;padding:6px 9px;border-radius:6px;font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;box-shadow:0 3px 12px rgba(0,0,0,.25)}
-#tip .b{font-weight:700}#tip .dim{color:#9da7b3}
+#tip .b{font-weight:700}#tip .dim{color:#9da7b3}#tip .k-model{color:#c297ff}#tip .k-infra{color:#ffa657}
 `
 
 export const CLIENT_JS = String.raw`
@@ -47,17 +48,21 @@ export const CLIENT_JS = String.raw`
   var started = performance.now();
   var D = JSON.parse(document.getElementById('velora-data').textContent);
   var STATES = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'];
-  var LABEL = { built: 'built', uptodate: 'up to date', failed: 'failed', timeout: 'timed out', interrupted: 'interrupted', blocked: 'blocked', stale: 'stale', missing: 'not built', running: 'running' };
-  var OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried'];
+  var LABEL = { built: 'built', uptodate: 'up to date', model: 'model failure', infra: 'infra error', failed: 'failed', timeout: 'timed out', interrupted: 'interrupted', blocked: 'blocked', stale: 'stale', missing: 'not built', running: 'running' };
+  // a cell's colour: its state, but model failures (results) and infra errors (not results) apart
+  var KINDS = ['built', 'uptodate', 'model', 'infra', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'];
+  var CLASSES = ['ok', 'model', 'infra', 'error'];
+  var OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried', 'infra', 'model'];
+  var OUTCOME_LABEL = { built: 'built', cached: 'cached', failed: 'failed', timeout: 'timed out', interrupted: 'interrupted', retried: 'failed, retried', infra: 'infra error', model: 'model failure (a result)' };
   var BAD = { failed: 1, timeout: 1, interrupted: 1 };
   // Grid: one element per cell up to DOM_LIMIT targets; above that a single canvas, so the
   // page stays fast at tens of thousands of targets (22,940 draws in tens of ms).
   var DOM_LIMIT = 5000;
   var css = getComputedStyle(document.documentElement);
   var color = function (name) { return css.getPropertyValue('--' + name).trim(); };
-  var STATE_COLOR = STATES.map(color);
+  var KIND_COLOR = KINDS.map(color);
   var MODEL_COLOR = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(function (i) { return color('m' + i); });
-  var OUTCOME_COLOR = { cached: color('cached'), failed: color('failed'), timeout: color('timeout'), interrupted: color('interrupted'), retried: color('retried') };
+  var OUTCOME_COLOR = { cached: color('cached'), failed: color('failed'), timeout: color('timeout'), interrupted: color('interrupted'), retried: color('retried'), infra: color('infra'), model: color('model') };
   var tip = document.getElementById('tip');
 
   function targetId(i) { var r = D.targets[i]; return D.models[r[0]] + '/' + D.datasets[r[1]] + '/' + r[2]; }
@@ -73,23 +78,36 @@ export const CLIENT_JS = String.raw`
     if (s < 3600) return Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's';
     return Math.floor(s / 3600) + 'h' + String(Math.floor((s % 3600) / 60)).padStart(2, '0') + 'm';
   }
+  /** The kind of a target's cell: model or infra by its class (row[6]), else its state. */
+  function kindOf(r) { var c = CLASSES[r[6]]; return c === 'model' || c === 'infra' ? c : STATES[r[3]]; }
+  /** "infra error (log matched /429/)", "model failure (output.jsonl error = ...)", or '' for a step row. */
+  function judged(s) {
+    var c = s && CLASSES[s[5]];
+    if (c !== 'model' && c !== 'infra') return s && s[6] ? s[6] : '';
+    return LABEL[c] + (s[6] ? ' (' + s[6] + ')' : '');
+  }
   function val(v) { return typeof v === 'number' ? String(Math.round(v * 1e4) / 1e4) : JSON.stringify(v); }
   /** The step whose log a click opens: a failed one, else the last that ran; -1 if none ran. */
   function primaryStep(i) {
-    var steps = D.targets[i][4], last = -1;
+    var steps = D.targets[i][4], last = -1, model = -1;
     for (var k = 0; k < steps.length; k++) {
       var s = steps[k];
       if (!s || !s[1]) continue;
       if (BAD[STATES[s[0]]]) return k;
+      if (CLASSES[s[5]] === 'model') model = k;
       last = k;
     }
-    return last;
+    return model >= 0 ? model : last;
   }
   function targetLines(i) {
-    var r = D.targets[i], lines = [[targetId(i), 'b'], ['state: ' + LABEL[STATES[r[3]]]]];
+    var r = D.targets[i], kind = kindOf(r), lines = [[targetId(i), 'b']];
+    if (kind === 'model') lines.push(['model failure: a result (scored), kept and not rerun', 'k-model']);
+    else if (kind === 'infra') lines.push(['infra error: not a result, rerun by the next build', 'k-infra']);
+    lines.push(['state: ' + LABEL[STATES[r[3]]]]);
     r[4].forEach(function (s, k) {
       if (!s) return;
-      lines.push(['  ' + D.steps[k] + ': ' + LABEL[STATES[s[0]]] + ' · attempts ' + s[1] + (s[3] != null ? ' · ' + dur(s[3]) : '') + (s[2] != null ? ' · exit ' + s[2] : '') + (s[4] ? ' · ' + s[4] : '')]);
+      var j = judged(s);
+      lines.push(['  ' + D.steps[k] + ': ' + LABEL[STATES[s[0]]] + (j ? ' · ' + j : '') + ' · attempts ' + s[1] + (s[3] != null ? ' · ' + dur(s[3]) : '') + (s[2] != null ? ' · exit ' + s[2] : '') + (s[4] ? ' · ' + s[4] : '')]);
     });
     var m = D.metrics.map(function (mt, k) { return r[5][k] == null ? null : mt.name + ' ' + val(r[5][k]); }).filter(Boolean);
     if (m.length) lines.push(['metrics: ' + m.join(', ')]);
@@ -136,10 +154,10 @@ export const CLIENT_JS = String.raw`
       var lab = document.createElement('div'); lab.className = 'glabel'; lab.textContent = D.models[m]; lab.title = D.models[m];
       var cells = document.createElement('div'); cells.className = 'gcells';
       list.forEach(function (i) {
-        var p = primaryStep(i), st = STATES[D.targets[i][3]];
+        var p = primaryStep(i), st = STATES[D.targets[i][3]], kind = kindOf(D.targets[i]);
         var c = document.createElement(p >= 0 ? 'a' : 'span');
-        c.className = 'cell s-' + st; c.dataset.i = i; c.dataset.state = st;
-        c.setAttribute('aria-label', targetId(i) + ': ' + LABEL[st]);
+        c.className = 'cell s-' + kind; c.dataset.i = i; c.dataset.state = st; c.dataset.kind = kind;
+        c.setAttribute('aria-label', targetId(i) + ': ' + LABEL[kind]);
         if (p >= 0) c.href = logHref(i, D.steps[p]);
         cells.appendChild(c);
       });
@@ -158,7 +176,7 @@ export const CLIENT_JS = String.raw`
   }
 
   function canvasGrid(root) {
-    var LW = 118, layout = null, cv = null;
+    var LW = 118, layout = null, cv = null, KIND = D.targets.map(function (r) { return KINDS.indexOf(kindOf(r)); });
     function draw() {
       var W = Math.max(300, root.clientWidth), maxN = 1;
       byModel.forEach(function (l) { maxN = Math.max(maxN, l.length); });
@@ -174,12 +192,12 @@ export const CLIENT_JS = String.raw`
       cv.dataset.cells = String(D.targets.length);
       ctx.font = '600 13px system-ui, sans-serif'; ctx.fillStyle = '#1f2328'; ctx.textBaseline = 'top';
       blocks.forEach(function (b) { ctx.fillText(D.models[b.m], 0, b.y, LW - 8); });
-      for (var s = 0; s < STATES.length; s++) {
-        ctx.fillStyle = STATE_COLOR[s];
+      for (var s = 0; s < KINDS.length; s++) {
+        ctx.fillStyle = KIND_COLOR[s];
         for (var k = 0; k < blocks.length; k++) {
           var b = blocks[k];
           for (var j = 0; j < b.list.length; j++) {
-            if (D.targets[b.list[j]][3] !== s) continue;
+            if (KIND[b.list[j]] !== s) continue;
             ctx.fillRect(LW + (j % perRow) * cell, b.y + Math.floor(j / perRow) * cell, cell - 1, cell - 1);
           }
         }
@@ -226,8 +244,17 @@ export const CLIENT_JS = String.raw`
   function timeline(root) {
     var T = D.timeline, B = T.bars, N = B.length / 8, LW = 44, AX = 22, layout = null, cv = null;
     if (!N) { root.textContent = 'No step ran in this session.'; return null; }
-    var perLane = [];
+    var perLane = [], why = {}, lastAttempt = {}, M = T.matched || [];
     for (var i = 0; i < N; i++) (perLane[B[i * 8]] = perLane[B[i * 8]] || []).push(i);
+    for (var m = 0; m < M.length; m += 2) why[M[m]] = T.texts[M[m + 1]];
+    // an attempt is retried when a later attempt of the same step ran
+    for (var a = 0; a < N; a++) { var key = B[a * 8 + 4] + ':' + B[a * 8 + 5]; if (B[a * 8 + 4] >= 0) lastAttempt[key] = Math.max(lastAttempt[key] || 0, B[a * 8 + 7]); }
+    function barOutcome(i) {
+      var o = OUTCOMES[B[i * 8 + 6]], text = OUTCOME_LABEL[o] || o;
+      if (why[i]) text += ' (' + why[i] + ')';
+      if (o === 'infra' && B[i * 8 + 4] >= 0) text += (lastAttempt[B[i * 8 + 4] + ':' + B[i * 8 + 5]] > B[i * 8 + 7] ? ', retried' : ', not retried: rerun by the next build');
+      return text;
+    }
     function barColor(i) {
       var o = OUTCOMES[B[i * 8 + 6]];
       return o === 'built' ? MODEL_COLOR[B[i * 8 + 3] % 10] : OUTCOME_COLOR[o] || '#999';
@@ -265,7 +292,7 @@ export const CLIENT_JS = String.raw`
     }
     function barLines(i) {
       var ti = B[i * 8 + 4], o = OUTCOMES[B[i * 8 + 6]];
-      return [[ti >= 0 ? targetId(ti) : D.models[B[i * 8 + 3]], 'b'], [D.steps[B[i * 8 + 5]] + ' attempt ' + B[i * 8 + 7] + ': ' + (o === 'retried' ? 'failed, retried' : o)],
+      return [[ti >= 0 ? targetId(ti) : D.models[B[i * 8 + 3]], 'b'], [D.steps[B[i * 8 + 5]] + ' attempt ' + B[i * 8 + 7] + ': ' + barOutcome(i), o === 'infra' || o === 'model' ? 'k-' + o : ''],
         ['started +' + dur(B[i * 8 + 1]) + ', took ' + dur(B[i * 8 + 2] - B[i * 8 + 1]) + ', lane ' + (B[i * 8] + 1)], [ti >= 0 ? 'click: open ' + D.steps[B[i * 8 + 5]] + '.log' : '', 'dim']];
     }
     draw();

@@ -6,20 +6,43 @@ import type { SessionInfo } from '../store/session.js'
 import type { BuildEvent } from './events.js'
 import type { TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
-import { NOT_BUILT, selectedState, targetMetrics, type StatusJson } from './json.js'
+import { NOT_BUILT, resultClass, selectedState, targetMetrics, type StatusJson } from './json.js'
 import { tail } from './summary.js'
+import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
 
 /** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
 export const CELL_STATES = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'] as const
 export type CellState = (typeof CELL_STATES)[number]
 const CELL_CODE = Object.fromEntries(CELL_STATES.map((s, i) => [s, i])) as Record<CellState, number>
-/** Outcomes of a timeline bar, in the order of their codes. `retried`: failed, then retried. */
-export const BAR_OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried'] as const
+/**
+ * Outcomes of a timeline bar, in the order of their codes. `retried`: failed, then retried;
+ * `infra`: an infra error (retried or left for the next build); `model`: a model failure (a result).
+ */
+export const BAR_OUTCOMES = ['built', 'cached', 'failed', 'timeout', 'interrupted', 'retried', 'infra', 'model'] as const
+/** Outcome classes (outcome/classify.ts), in the order of their codes: ok 0, model 1, infra 2, error 3; -1 none. */
+export const CLASS_CODES: readonly OutcomeClass[] = OUTCOME_CLASSES
+const CLASS_CODE = Object.fromEntries(CLASS_CODES.map((c, i) => [c, i])) as Record<OutcomeClass, number>
+/**
+ * How a grid cell is coloured: its state, except that a model failure (built, a result) and an
+ * infra error (failed or timed out, not a result) have their own colours.
+ */
+export const CELL_KINDS = ['built', 'uptodate', 'model', 'infra', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'] as const
+export type CellKind = (typeof CELL_KINDS)[number]
 
-/** A step of a target: [state code, attempts, exit code, duration ms, Slurm job and node], or null if not selected. */
-export type StepRow = [number, number, number | null, number | null, string?] | null
-/** [model idx, dataset idx, instance key, state code, steps (aligned with `steps`), metrics (aligned with `metrics`)] */
-export type TargetRow = [number, number, string, number, StepRow[], unknown[]]
+/** The kind of a target's cell from its row: its class when model or infra, else its state. */
+export function cellKind(row: TargetRow): CellKind {
+  const cls = row[6]
+  return cls === CLASS_CODE.model ? 'model' : cls === CLASS_CODE.infra ? 'infra' : CELL_STATES[row[3]]
+}
+
+/**
+ * A step of a target: [state code, attempts, exit code, duration ms, Slurm job and node (0 if none),
+ * class code, what matched], or null if not selected. The last three only when there is something
+ * to say: the class only for a model failure or an infra error (else it follows from the state).
+ */
+export type StepRow = [number, number, number | null, number | null, (string | 0)?, number?, string?] | null
+/** [model idx, dataset idx, instance key, state code, steps (aligned with `steps`), metrics (aligned with `metrics`), class code (-1: no result yet)] */
+export type TargetRow = [number, number, string, number, StepRow[], unknown[], number]
 
 export interface Failure {
   target: number
@@ -27,10 +50,23 @@ export interface Failure {
   state: string
   reason: string
   exitCode: number | null
+  /** 'infra' for an infra error (not a result: rerun by the next build), 'error' otherwise. */
+  class?: 'infra' | 'error'
+  /** What classified it (`log matched /429/`). */
+  matched?: string
   /** Last lines of the step's log, captured when the report was written (absent past the cap). */
   tail?: string[]
   /** Steps of the same target blocked by this failure. */
   blocked?: string[]
+}
+
+/** A step judged a model failure: a result (built, scored), kept and not rerun. */
+export interface ModelFailure {
+  target: number
+  step: string
+  matched?: string
+  exitCode: number | null
+  tail?: string[]
 }
 
 export interface ReportData {
@@ -45,16 +81,25 @@ export interface ReportData {
   metrics: { name: string; agg: 'rate' | 'sum' | 'mean'; step: string }[]
   models: string[]
   datasets: string[]
-  /** Per model: target counts by cell state, and aggregated metrics. */
-  modelStats: { counts: Record<CellState | 'total', number>; metrics: Record<string, number | null> }[]
+  /**
+   * Per model: target counts by cell state, by result class (`outcomes`; `results` = ok + model, the
+   * targets its metrics are computed over), and the aggregated metrics.
+   */
+  modelStats: { counts: Record<CellState | 'total', number>; outcomes: Record<OutcomeClass, number>; results: number; metrics: Record<string, number | null> }[]
   targets: TargetRow[]
   failures: Failure[]
-  /** Bars of 8 numbers: lane, start ms, end ms (from t0), model idx, target idx (-1 unknown), step idx, outcome code, attempt. */
-  timeline: { t0: number; t1: number; lanes: number; bars: number[] }
+  modelFailures: ModelFailure[]
+  /**
+   * Bars of 8 numbers: lane, start ms, end ms (from t0), model idx, target idx (-1 unknown), step idx, outcome code, attempt.
+   * `matched`: pairs of numbers, bar index and index into `texts`, for the bars a rule classified.
+   */
+  timeline: { t0: number; t1: number; lanes: number; bars: number[]; matched: number[]; texts: string[] }
 }
 
 export const TAIL_LINES = 15
 export const TAIL_CAP = 200
+/** Model failures whose log tail is kept (folded in the page): apart from the failures' cap, which they never use up. */
+export const MODEL_TAIL_CAP = 50
 
 export interface ReportInput {
   config: ResolvedConfig
@@ -81,15 +126,17 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     if (i < 0) i = list.push(v) - 1
     return i
   }
-  const modelStats: ReportData['modelStats'] = models.map((m) => ({ counts: zeroCounts(), metrics: { ...(modelCounts[m]?.metrics ?? {}) } }))
+  const modelStats: ReportData['modelStats'] = models.map((m) => newStats(modelCounts[m]?.metrics ?? {}))
   const targets: TargetRow[] = []
   const failures: Failure[] = []
+  const modelFailures: ModelFailure[] = []
   // target index by id, for the timeline: only the targets its events name
   const evTargets = new Set<string>()
   for (const e of events) if (e.type === 'step-started' || e.type === 'step-finished') evTargets.add(e.target)
   const byId = new Map<string, number>()
   const NO_METRICS: unknown[] = []
   let tails = 0
+  let modelTails = 0
   // (a plain loop over the plan with a table of codes: no status object per target. At 22,940
   // targets this runs once, mostly before V8 optimizes it)
   let lastModel = ''
@@ -111,7 +158,12 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
       const r = s.record
       const st = s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state
       const row: NonNullable<StepRow> = [CELL_CODE[st as CellState], r?.attempts ?? 0, r?.exitCode ?? null, r?.durationMs ?? null]
-      if (r?.jobId) row.push(`job ${r.jobId}${r.node ? ' on ' + r.node : ''}`)
+      const where = r?.jobId ? `job ${r.jobId}${r.node ? ' on ' + r.node : ''}` : undefined
+      const j = s.judgement
+      if (j && (j.class === 'model' || j.class === 'infra' || j.matched)) {
+        row.push(where ?? 0, CLASS_CODE[j.class])
+        if (j.matched) row.push(j.matched)
+      } else if (where) row.push(where)
       stepRows[k] = row
     }
     const tstate = selectedState(ts, filter)
@@ -119,17 +171,31 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     if (t.model !== lastModel) {
       lastModel = t.model
       mi = idx(models, t.model)
-      if (!modelStats[mi]) modelStats[mi] = { counts: zeroCounts(), metrics: {} }
+      if (!modelStats[mi]) modelStats[mi] = newStats({})
     }
-    modelStats[mi].counts[state]++
-    modelStats[mi].counts.total++
+    const cls = resultClass(ts, filter)
+    const ms = modelStats[mi]
+    ms.counts[state]++
+    ms.counts.total++
+    if (cls) {
+      ms.outcomes[cls]++
+      if (cls === 'ok' || cls === 'model') ms.results++
+    }
     if (evTargets.has(t.id)) byId.set(t.id, targets.length)
     let metricRow = NO_METRICS
     if (metrics.length) {
       const values = targetMetrics(ts)
       metricRow = metrics.map((m) => values[m.name] ?? null)
     }
-    targets.push([mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow])
+    targets.push([mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow, cls ? CLASS_CODE[cls] : -1])
+    if (cls === 'model')
+      for (const name in ts.steps) {
+        const s = ts.steps[name]
+        if ((filter && !filter.has(name)) || s.state !== 'built' || s.judgement?.class !== 'model') continue
+        const mf: ModelFailure = { target: targets.length - 1, step: name, matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null }
+        if (modelTails++ < MODEL_TAIL_CAP) mf.tail = tail(path.join(config.workspace, t.dir, `${name}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
+        modelFailures.push(mf)
+      }
     if (tstate === 'built') continue // nothing failed here (a built target's steps are all built)
     const own: Failure[] = []
     for (const name in ts.steps) {
@@ -141,13 +207,18 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
         continue
       }
       const reasons = s.reasons.map(formatReason)
+      const infra = (s.state === 'failed' || s.state === 'timeout') && s.judgement?.class === 'infra'
+      const last = reasons.find((r) => r.startsWith('last attempt') || r.startsWith('its last attempt is judged'))
       const f: Failure = {
         target: targets.length - 1,
         step: name,
         state: s.state,
-        reason: s.state === 'blocked' ? 'blocked: a step it needs did not build' : (reasons.find((r) => r.startsWith('last attempt')) ?? reasons.join('; ')),
+        // (the class is said apart: the reason without its "; infra: ..." note)
+        reason: s.state === 'blocked' ? 'blocked: a step it needs did not build' : (last?.replace(/; (infra|error)(: .*)?$/, '') ?? reasons.join('; ')),
         exitCode: s.record?.exitCode ?? null,
       }
+      if (infra) f.class = 'infra'
+      if (s.judgement?.matched && (s.state === 'failed' || s.state === 'timeout')) f.matched = s.judgement.matched
       if (s.state !== 'blocked' && tails++ < TAIL_CAP)
         f.tail = tail(path.join(config.workspace, t.dir, `${name}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
       own.push(f)
@@ -169,12 +240,17 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     modelStats,
     targets,
     failures,
+    modelFailures,
     timeline: timelineOf(events, info, { models, steps, byId }),
   }
 }
 
 function zeroCounts(): Record<CellState | 'total', number> {
   return Object.fromEntries([...CELL_STATES, 'total'].map((s) => [s, 0])) as Record<CellState | 'total', number>
+}
+
+function newStats(metrics: Record<string, number | null>): ReportData['modelStats'][number] {
+  return { counts: zeroCounts(), outcomes: { ok: 0, model: 0, infra: 0, error: 0 }, results: 0, metrics: { ...metrics } }
 }
 
 /** Each attempt of a step as a bar on its lane, from step-started / step-finished pairs. */
@@ -185,6 +261,9 @@ export function timelineOf(events: BuildEvent[], info: Pick<SessionInfo, 'starte
   let t1 = fin?.time ?? (info.endedAt ? Date.parse(info.endedAt) : t0)
   const open = new Map<string, { time: number; lane: number; model: string }>()
   const bars: number[] = []
+  const matched: number[] = []
+  const texts: string[] = []
+  const textIdx = new Map<string, number>()
   let lanes = 0
   const push = (lane: number, start: number, end: number, model: string, target: string, step: string, outcome: string, attempt: number) => {
     lanes = Math.max(lanes, lane + 1)
@@ -199,7 +278,12 @@ export function timelineOf(events: BuildEvent[], info: Pick<SessionInfo, 'starte
       open.delete(key)
       const start = e.startedAt ?? s?.time
       if (start === undefined || e.lane < 0) continue
-      const outcome = e.willRetry ? 'retried' : e.outcome
+      const outcome = e.class === 'infra' ? 'infra' : e.class === 'model' ? 'model' : e.willRetry ? 'retried' : e.outcome
+      if (e.matched) {
+        let ti = textIdx.get(e.matched)
+        if (ti === undefined) textIdx.set(e.matched, (ti = texts.push(e.matched) - 1))
+        matched.push(bars.length / 8, ti)
+      }
       push(s?.lane ?? e.lane, start, e.time, e.model, e.target, e.step, outcome, e.attempt)
     }
   }
@@ -209,5 +293,5 @@ export function timelineOf(events: BuildEvent[], info: Pick<SessionInfo, 'starte
     const [target, step, attempt] = key.split('\0')
     push(s.lane, s.time, end, s.model, target, step, 'interrupted', Number(attempt))
   }
-  return { t0, t1: Math.max(t1, end), lanes, bars }
+  return { t0, t1: Math.max(t1, end), lanes, bars, matched, texts }
 }

@@ -7,7 +7,7 @@ import { readEvents } from '../store/session.js'
 import { mark } from '../trace.js'
 import { formatDuration } from '../util.js'
 import { CLIENT_CSS, CLIENT_JS } from './html-client.js'
-import { BAR_OUTCOMES, buildReportData, CELL_STATES, type CellState, type ReportData, type ReportInput } from './html-data.js'
+import { BAR_OUTCOMES, buildReportData, CELL_KINDS, cellKind, type CellKind, type ReportData, type ReportInput } from './html-data.js'
 import { formatMetric } from './summary.js'
 
 export const REPORT_FILE = 'report.html'
@@ -15,10 +15,13 @@ export const REPORT_DATA_FILE = 'report-data.json'
 /** Failures whose log tail is shown open; the rest are folded (<details>). */
 const OPEN_TAILS = 30
 
-const LABEL: Record<CellState, string> = {
-  built: 'built', uptodate: 'up to date', failed: 'failed', timeout: 'timeout', interrupted: 'interrupted',
+const LABEL: Record<CellKind, string> = {
+  built: 'built', uptodate: 'up to date', model: 'model failure', infra: 'infra error', failed: 'failed', timeout: 'timeout', interrupted: 'interrupted',
   blocked: 'blocked', stale: 'stale', missing: 'not built', running: 'running',
 }
+/** Timeline legend entries (a built bar has its model's colour). */
+const BAR_LABEL: Record<string, string> = { cached: 'cached', failed: 'failed', timeout: 'timeout', interrupted: 'interrupted', retried: 'failed, retried', infra: 'infra error (retried or pending)', model: 'model failure' }
+const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`
 
 const esc = (s: unknown) => String(s ?? '').replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 
@@ -40,7 +43,9 @@ export function renderReport(data: ReportData, outFile: string, dataJson?: strin
   const json = (dataJson ? `${dataJson.slice(0, -1)},"logBase":${JSON.stringify(base)}}` : JSON.stringify({ ...data, logBase: base })).replace(/</g, '\\u003c')
   const counts = Object.entries(s.counts ?? {}).map(([k, v]) => `<span class="chip o-${esc(k)}">${esc(k)} <b>${v}</b></span>`).join(' ')
   const total = data.targets.length
-  const stateTotals = CELL_STATES.map((st) => [st, data.modelStats.reduce((a, m) => a + (m?.counts[st] ?? 0), 0)] as const).filter(([, n]) => n > 0)
+  const kinds = Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>
+  for (const row of data.targets) kinds[cellKind(row)]++
+  const kindTotals = CELL_KINDS.map((k) => [k, kinds[k]] as const).filter(([, n]) => n > 0)
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
@@ -58,18 +63,19 @@ ${data.note ? `<p class="note">${esc(data.note)}</p>` : ''}
 <dt>config</dt><dd><code>${esc(s.config)}</code></dd>
 <dt>where</dt><dd>${esc(s.host)} · ${esc(s.executor)} executor · -j ${esc(s.jobs)}</dd>
 <dt>steps run</dt><dd id="session-counts">${counts || 'none'}</dd>
-<dt>targets</dt><dd id="target-counts"><span class="chip">total <b>${total}</b></span> ${stateTotals.map(([st, n]) => `<span class="chip"><i class="sw s-${st}"></i>${LABEL[st]} <b>${n}</b></span>`).join(' ')}</dd>
+<dt>targets</dt><dd id="target-counts"><span class="chip">total <b>${total}</b></span> ${kindTotals.map(([k, n]) => `<span class="chip" data-kind="${k}"><i class="sw s-${k}"></i>${LABEL[k]} <b>${n}</b></span>`).join(' ')}</dd>
 </dl>
 </header>
 <main>
 <section id="models"><h2>Models</h2>${modelsTable(data)}</section>
 <section id="grid-section"><h2>Targets <small>${total} · one cell per target, coloured by state; hover for details, click for the log</small></h2>
-<div class="legend">${CELL_STATES.map((st) => `<span><i class="sw s-${st}"></i>${LABEL[st]}</span>`).join('')}</div>
+<div class="legend" id="grid-legend">${CELL_KINDS.map((k) => `<span data-kind="${k}"><i class="sw s-${k}"></i>${LABEL[k]}${k === 'model' ? ' <small>(a result)</small>' : k === 'infra' ? ' <small>(not a result, rerun)</small>' : ''}</span>`).join('')}</div>
 <div id="grid"></div></section>
 <section id="timeline-section"><h2>Timeline <small>each attempt of a step as a bar on its worker lane</small></h2>
-<div class="legend">${data.models.map((m, i) => `<span><i class="sw" style="background:var(--m${i % 10})"></i>${esc(m)}</span>`).join('')}${BAR_OUTCOMES.filter((o) => o !== 'built').map((o) => `<span><i class="sw b-${o}"></i>${o === 'retried' ? 'failed, retried' : o}</span>`).join('')}</div>
+<div class="legend" id="timeline-legend">${data.models.map((m, i) => `<span><i class="sw" style="background:var(--m${i % 10})"></i>${esc(m)}</span>`).join('')}${BAR_OUTCOMES.filter((o) => o !== 'built').map((o) => `<span><i class="sw b-${o}"></i>${BAR_LABEL[o]}</span>`).join('')}</div>
 <div id="timeline"></div></section>
-<section id="failures"><h2>Failures <small>${data.failures.length}</small></h2>${failuresHtml(data, outDir)}</section>
+<section id="failures"><h2>Failures <small>${failuresTitle(data)}</small></h2>${failuresHtml(data, outDir)}</section>
+${modelFailuresHtml(data, outDir)}
 </main>
 <footer>written by velora at ${esc(data.generatedAt)} · ${esc(data.workspace)}</footer>
 <div id="tip" role="tooltip"></div>
@@ -80,20 +86,44 @@ ${data.note ? `<p class="note">${esc(data.note)}</p>` : ''}
 }
 
 function modelsTable(data: ReportData): string {
-  const shown: CellState[] = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running']
+  const shown: CellKind[] = ['built', 'uptodate', 'model', 'infra', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running']
   const maxOf = (name: string) => Math.max(0, ...data.modelStats.map((m) => Math.abs(Number(m?.metrics[name] ?? 0)) || 0))
+  const kinds = data.models.map(() => Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>)
+  for (const row of data.targets) kinds[row[0]][cellKind(row)]++
   const rows = data.models.map((m, i) => {
     const st = data.modelStats[i]
     if (!st || st.counts.total === 0) return ''
-    const seg = shown.filter((k) => st.counts[k] > 0).map((k) => `<i class="s-${k}" style="width:${(100 * st.counts[k]) / st.counts.total}%" title="${LABEL[k]}: ${st.counts[k]}"></i>`).join('')
+    const k = kinds[i]
+    const seg = shown.filter((x) => k[x] > 0).map((x) => `<i class="s-${x}" style="width:${(100 * k[x]) / st.counts.total}%" title="${LABEL[x]}: ${k[x]}"></i>`).join('')
     const metrics = data.metrics.map((mt) => {
       const v = st.metrics[mt.name]
       const w = v === null || v === undefined ? 0 : mt.agg === 'rate' ? v * 100 : (100 * Math.abs(v)) / (maxOf(mt.name) || 1)
       return `<td class="metric"><div class="mbar"><i style="width:${w.toFixed(1)}%;background:var(--m${i % 10})"></i></div><span>${esc(formatMetric(v, mt.agg))}</span></td>`
     })
-    return `<tr data-model="${esc(m)}"><th><i class="sw" style="background:var(--m${i % 10})"></i>${esc(m)}</th><td class="stack"><div class="sbar">${seg}</div></td>${(['built', 'uptodate', 'failed', 'timeout', 'interrupted'] as CellState[]).map((k) => `<td class="n c-${k}">${st.counts[k]}</td>`).join('')}<td class="n">${st.counts.total - st.counts.built - st.counts.uptodate - st.counts.failed - st.counts.timeout - st.counts.interrupted}</td><td class="n total">${st.counts.total}</td>${metrics.join('')}</tr>`
+    // (reports written before outcome classes have no `outcomes`)
+    const o = st.outcomes ?? { ok: 0, model: 0, infra: 0, error: 0 }
+    const open = st.counts.total - o.ok - o.model - o.infra - o.error
+    const cells = [['ok', o.ok], ['model', o.model], ['infra', o.infra], ['error', o.error], ['open', open]] as const
+    return `<tr data-model="${esc(m)}"><th><i class="sw" style="background:var(--m${i % 10})"></i>${esc(m)}</th><td class="stack"><div class="sbar">${seg}</div></td>${cells.map(([c, n]) => `<td class="n c-${c}${n ? '' : ' zero'}">${n}</td>`).join('')}<td class="n total">${st.counts.total}</td>${metrics.join('')}<td class="over">${esc(overText(st))}</td></tr>`
   })
-  return `<table class="models"><thead><tr><th>model</th><th>targets</th><th>built</th><th>up to date</th><th>failed</th><th>timeout</th><th>interrupted</th><th>other</th><th>total</th>${data.metrics.map((m) => `<th>${esc(m.name)} <small>${m.agg}</small></th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
+  return `<table class="models"><thead><tr><th>model</th><th>targets</th><th title="built, a result">ok</th><th title="the model failed the task: a result, kept and not rerun">model failures</th><th title="rate limit, crashed sandbox, hang: not a result, rerun by the next build">infra errors</th><th title="failed otherwise">errors</th><th title="not run to the end (stale, missing, interrupted, running)">not run</th><th>total</th>${data.metrics.map((m) => `<th>${esc(m.name)} <small>${m.agg}</small></th>`).join('')}<th>metrics over</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+}
+
+/** "metrics over 26 results (2 model failures); 1 infra error pending" */
+export function overText(st: ReportData['modelStats'][number]): string {
+  const o = st.outcomes ?? { ok: 0, model: 0, infra: 0, error: 0 }
+  const results = st.results ?? o.ok + o.model
+  const pending: string[] = []
+  if (o.infra) pending.push(`${plural(o.infra, 'infra error')} pending`)
+  if (o.error) pending.push(`${o.error} failed`)
+  const open = st.counts.total - o.ok - o.model - o.infra - o.error
+  if (open) pending.push(`${open} not run`)
+  return `metrics over ${plural(results, 'result')}${o.model ? ` (${plural(o.model, 'model failure')})` : ''}${pending.length ? `; ${pending.join(', ')}` : '; complete'}`
+}
+
+function failuresTitle(data: ReportData): string {
+  const infra = data.failures.filter((f) => f.class === 'infra').length
+  return `${data.failures.length}${infra ? ` · ${plural(infra, 'infra error')} (not results: rerun by the next build)` : ''}`
 }
 
 function failuresHtml(data: ReportData, outDir: string): string {
@@ -103,12 +133,30 @@ function failuresHtml(data: ReportData, outDir: string): string {
     .map((f) => {
       const id = targetId(data, data.targets[f.target])
       const what = f.state === 'timeout' ? 'timed out' : f.state === 'blocked' ? 'blocked' : f.state === 'interrupted' ? 'interrupted' : `exit ${f.exitCode ?? '?'}`
-      const head = `<span class="badge s-${esc(f.state)}">${esc(f.state)}</span> <code class="tid">${esc(id)}</code> <b>${esc(f.step)}</b> <span class="why">${esc(what)} · ${esc(f.reason)}${f.blocked ? ` · blocked ${esc(f.blocked.join(', '))}` : ''}</span>${f.state !== 'blocked' ? ` <a href="${esc(logHref(data, outDir, id, f.step))}">${esc(f.step)}.log</a>` : ''}`
-      if (!f.tail) return `<div class="fail"><div class="fhead">${head}</div></div>`
+      const infra = f.class === 'infra'
+      const badge = infra ? `<span class="badge s-infra">infra error</span>` : `<span class="badge s-${esc(f.state)}">${esc(f.state)}</span>`
+      const judged = infra ? `<span class="judged">infra error${f.matched ? ` (${esc(f.matched)})` : ''}: not a result, rerun by the next build</span> · ` : f.matched ? `<span class="judged">${esc(f.matched)}</span> · ` : ''
+      const head = `${badge} <code class="tid">${esc(id)}</code> <b>${esc(f.step)}</b> <span class="why">${judged}${esc(what)} · ${esc(f.reason)}${f.blocked ? ` · blocked ${esc(f.blocked.join(', '))}` : ''}</span>${f.state !== 'blocked' ? ` <a href="${esc(logHref(data, outDir, id, f.step))}">${esc(f.step)}.log</a>` : ''}`
+      const cls = `fail${infra ? ' infra' : ''}`
+      if (!f.tail) return `<div class="${cls}"><div class="fhead">${head}</div></div>`
       const pre = `<pre class="tail">${esc(f.tail.join('\n'))}</pre>`
-      return shownTails++ < OPEN_TAILS ? `<div class="fail"><div class="fhead">${head}</div>${pre}</div>` : `<details class="fail"><summary class="fhead">${head}</summary>${pre}</details>`
+      return shownTails++ < OPEN_TAILS ? `<div class="${cls}"><div class="fhead">${head}</div>${pre}</div>` : `<details class="${cls}"><summary class="fhead">${head}</summary>${pre}</details>`
     })
     .join('\n')
+}
+
+/** Model failures: results (built, scored), kept and not rerun; each with what judged it, its log tail folded. */
+function modelFailuresHtml(data: ReportData, outDir: string): string {
+  const list = data.modelFailures ?? []
+  if (!list.length) return ''
+  const items = list
+    .map((f) => {
+      const id = targetId(data, data.targets[f.target])
+      const head = `<span class="badge s-model">model failure</span> <code class="tid">${esc(id)}</code> <b>${esc(f.step)}</b> <span class="why"><span class="judged">${esc(f.matched ?? 'judged a model failure')}</span>${f.exitCode !== null ? ` · exit ${esc(f.exitCode)}` : ''}</span> <a href="${esc(logHref(data, outDir, id, f.step))}">${esc(f.step)}.log</a>`
+      return f.tail ? `<details class="fail model"><summary class="fhead">${head}</summary><pre class="tail">${esc(f.tail.join('\n'))}</pre></details>` : `<div class="fail model"><div class="fhead">${head}</div></div>`
+    })
+    .join('\n')
+  return `<section id="model-failures"><h2>Model failures <small>${list.length} · kept as results, not rerun</small></h2>${items}</section>`
 }
 
 export type SessionReportInput = Omit<ReportInput, 'events'> & { dir: string }

@@ -1,10 +1,14 @@
 // The plain reporter (not a terminal, or --no-progress): one line per finished step,
-// `[ 12/300] ✓ opus/lite/astropy__astropy-12907 infer 41.2s`.
+// `[ 12/300] ✓ opus/lite/astropy__astropy-12907 infer 41.2s`; infra errors and model failures say
+// what judged them: `[ 12/300] ↻ opus/lite/x infer infra (log matched /429/), retrying 1.2s`,
+// `[ 13/300] ◆ opus/lite/y infer model failure (output.jsonl error = "...") 0.8s`.
 import type { ChalkInstance } from 'chalk'
 import { formatDuration } from '../util.js'
 import type { BuildEvent } from './events.js'
 
 export const MARK = { built: '✓', cached: '=', failed: '✗', timeout: '⏱', interrupted: '!', blocked: '-', 'not-run': '·' } as const
+/** Marks of the outcome classes that are not the step's state: a model failure (built), an infra error. */
+export const CLASS_MARK = { model: '◆', infra: '↻' } as const
 
 export function plainReporter(write: (line: string) => void, c: ChalkInstance, opts: { explain?: boolean } = {}) {
   let total = 0
@@ -25,14 +29,27 @@ export function plainReporter(write: (line: string) => void, c: ChalkInstance, o
         write(c.dim(`… ${e.target} ${e.step}: waiting for velora pid ${e.holder.pid} on ${e.holder.host}, which is building it`))
         return
       case 'step-finished': {
+        const dur = e.durationMs !== undefined ? ' ' + formatDuration(e.durationMs) : ''
+        const counter = () => `[${String(done).padStart(String(total).length)}/${total}]`
+        if (e.class === 'infra' && (e.outcome === 'failed' || e.outcome === 'timeout')) {
+          // an attempt retried is not a finished step: the counter says the steps done so far
+          if (!e.willRetry) done++
+          const what = e.matched ?? (e.outcome === 'timeout' ? 'timed out' : why(e))
+          const next = e.willRetry ? ', retrying' : ', left for the next build'
+          write(`${counter()} ${c.blue(CLASS_MARK.infra)} ${e.target} ${e.step} ${c.blue(`infra (${what})${next}`)}${dur}${!e.willRetry && e.log ? c.blue(` (log: ${e.log})`) : ''}`)
+          return
+        }
         if (e.willRetry) {
           write(c.yellow(`↻ ${e.target} ${e.step} attempt ${e.attempt} ${e.outcome === 'timeout' ? 'timed out' : `failed (${why(e)})`}; retrying`))
           return
         }
         if (e.outcome === 'interrupted' && e.attempt === 0) return
         done++
-        const n = `[${String(done).padStart(String(total).length)}/${total}]`
-        const dur = e.durationMs !== undefined ? ' ' + formatDuration(e.durationMs) : ''
+        const n = counter()
+        if (e.outcome === 'built' && e.class === 'model') {
+          write(`${n} ${c.yellow(CLASS_MARK.model)} ${e.target} ${e.step} ${c.yellow(`model failure${e.matched ? ` (${e.matched})` : ''}`)}${dur}`)
+          return
+        }
         const mark = MARK[e.outcome]
         const col = e.outcome === 'built' ? c.green : e.outcome === 'cached' ? c.dim : e.outcome === 'blocked' || e.outcome === 'interrupted' ? c.yellow : c.red
         let tail = ''

@@ -7,11 +7,15 @@ import type { BuildEvent } from './events.js'
 import type { Estimate } from './estimate.js'
 import { why } from './plain.js'
 
-type Cell = 'pending' | 'running' | 'built' | 'uptodate' | 'failed' | 'timeout' | 'interrupted' | 'blocked' | 'other'
+/**
+ * `model`: a model failure (a result: built, not rerun); `infra`: an infra error (not a result:
+ * retried, or left for the next build), apart from `failed` and `timeout`.
+ */
+type Cell = 'pending' | 'running' | 'built' | 'uptodate' | 'model' | 'infra' | 'failed' | 'timeout' | 'interrupted' | 'blocked' | 'other'
 /** Worst first: a strip cell covering many targets shows the worst of them. */
-const WORST: Cell[] = ['failed', 'timeout', 'interrupted', 'running', 'blocked', 'pending', 'other', 'built', 'uptodate']
+const WORST: Cell[] = ['failed', 'timeout', 'infra', 'interrupted', 'running', 'blocked', 'pending', 'other', 'model', 'built', 'uptodate']
 
-interface LiveTarget { model: number; remaining: number; running: number; ran: boolean; bad?: Cell; cell: Cell }
+interface LiveTarget { model: number; remaining: number; running: number; ran: boolean; bad?: Cell; cell: Cell; modelFailure?: boolean; retrying?: boolean }
 interface LiveModel { name: string; targets: number[]; steps: number; done: number; running: number; maxRunning: number }
 interface Running { target: string; model: number; step: string; attempt: number; since: number; where?: string }
 
@@ -29,6 +33,9 @@ export class LiveState {
   /** Steps of (model, step) not finished yet, and durations of those finished this session. */
   left = new Map<string, number>()
   took = new Map<string, { n: number; ms: number }>()
+  /** A model failure, an infra error has been seen: their counts stay in the rows from then on (no flicker). */
+  sawModel = false
+  sawInfra = false
 
   apply(e: BuildEvent): void {
     switch (e.type) {
@@ -68,6 +75,7 @@ export class LiveState {
         const where = e.jobId ? `job ${e.jobId}${e.node ? ` on ${e.node}` : ''}` : undefined
         this.running.set(`${e.target}\0${e.step}`, { target: e.target, model: t.model, step: e.step, attempt: e.attempt, since: e.time, where })
         t.running++
+        t.retrying = false
         const m = this.models[t.model]
         m.maxRunning = Math.max(m.maxRunning, ++m.running)
         t.cell = 'running'
@@ -78,6 +86,8 @@ export class LiveState {
         if (!t) return
         const key = `${e.target}\0${e.step}`
         this.waiting.delete(key)
+        if (e.class === 'model') this.sawModel = true
+        if (e.class === 'infra') this.sawInfra = true
         if (this.running.delete(key)) {
           t.running--
           this.models[t.model].running--
@@ -89,11 +99,22 @@ export class LiveState {
           this.left.set(k, (this.left.get(k) ?? 1) - 1)
           if (e.outcome === 'built') {
             t.ran = true
+            if (e.class === 'model') t.modelFailure = true
             const d = this.took.get(k) ?? { n: 0, ms: 0 }
             this.took.set(k, { n: d.n + 1, ms: d.ms + (e.durationMs ?? 0) })
-          } else if (e.outcome !== 'cached' && e.outcome !== 'not-run') t.bad ??= e.outcome
-        }
-        t.cell = t.running > 0 ? 'running' : t.bad ? t.bad : t.remaining <= 0 ? (t.ran ? 'built' : 'uptodate') : 'pending'
+          } else if (e.outcome !== 'cached' && e.outcome !== 'not-run') {
+            // an infra error is not a failure of the model: its own cell, whether it timed out or not
+            const bad: Cell = e.class === 'infra' && (e.outcome === 'failed' || e.outcome === 'timeout') ? 'infra' : e.outcome
+            // a failure of another step outranks an infra error (a dependant it blocked does not)
+            if (!t.bad || (t.bad === 'infra' && bad !== 'infra' && bad !== 'blocked')) t.bad = bad
+          }
+        } else if (e.class === 'infra') t.retrying = true // shown as infra until its next attempt starts
+        t.cell =
+          t.running > 0 ? 'running'
+          : t.bad ? t.bad
+          : t.retrying ? 'infra'
+          : t.remaining <= 0 ? (t.modelFailure ? 'model' : t.ran ? 'built' : 'uptodate')
+          : 'pending'
         return
       }
       case 'session-finished':
@@ -158,12 +179,14 @@ function glyphs(c: ChalkInstance): Record<Cell, Piece> {
   const plain = c.level === 0
   const g = (ch: string, ascii: string, style: (s: string) => string): Piece => (plain ? { text: ascii } : { text: ch, style })
   return {
-    built: g('■', '#', c.green), uptodate: g('■', '=', c.dim.green), failed: g('■', 'x', c.red), timeout: g('■', 'T', c.magenta),
+    built: g('■', '#', c.green), uptodate: g('■', '=', c.dim.green), model: g('◆', 'm', c.yellow), infra: g('↻', 'i', c.blue), failed: g('■', 'x', c.red), timeout: g('■', 'T', c.magenta),
     interrupted: g('■', '!', c.yellow), blocked: g('■', '-', c.gray), running: g('■', '>', c.cyan), pending: g('·', '.', c.dim), other: g('·', '?', c.dim),
   }
 }
 
-const LEGEND: [Cell, string][] = [['built', 'built'], ['uptodate', 'up to date'], ['failed', 'failed'], ['timeout', 'timeout'], ['running', 'running'], ['pending', 'to do'], ['blocked', 'blocked'], ['interrupted', 'interrupted']]
+const LEGEND: [Cell, string][] = [['built', 'built'], ['uptodate', 'up to date'], ['model', 'model fail'], ['infra', 'infra'], ['failed', 'failed'], ['timeout', 'timeout'], ['running', 'running'], ['pending', 'to do'], ['blocked', 'blocked'], ['interrupted', 'interrupted']]
+/** Legend entries shown only once such a cell is on the screen (the others always are). */
+const LEGEND_IF_SEEN: ReadonlySet<Cell> = new Set(['model', 'infra'])
 
 /** Cells of one grid row (or strip), runs of equal cells styled at once. */
 function cellsLine(cells: Cell[], g: Record<Cell, Piece>): Piece[] {
@@ -203,11 +226,22 @@ export function renderFrame(st: LiveState, o: FrameOptions): string[] {
 
   // one row per model: name, bar, steps done/total, counts, ETA; parts dropped as the width shrinks
   const labelW = Math.min(Math.max(...st.models.map((m) => m.name.length), 4), Math.max(4, Math.floor(W / 4)))
-  const modelLines = st.models.map((m, mi) => {
-    const n: Record<Cell, number> = { pending: 0, running: 0, built: 0, uptodate: 0, failed: 0, timeout: 0, interrupted: 0, blocked: 0, other: 0 }
+  const counted = st.models.map((m) => {
+    const n: Record<Cell, number> = { pending: 0, running: 0, built: 0, uptodate: 0, model: 0, infra: 0, failed: 0, timeout: 0, interrupted: 0, blocked: 0, other: 0 }
     for (const ti of m.targets) n[st.targets[ti].cell]++
+    return n
+  })
+  // model failures and infra errors get their counts once the build has had one (the same columns in every row)
+  const anyModel = st.sawModel || counted.some((n) => n.model > 0)
+  const anyInfra = st.sawInfra || counted.some((n) => n.infra > 0)
+  const modelLines = st.models.map((m, mi) => {
+    const n = counted[mi]
+    // sp: ' ' wide (`◆ 2 model`), '' narrow (`◆2`)
     const counts = (sp: string): Piece[] => [
-      { text: `✓${sp}${n.built + n.uptodate} `, style: c.green }, { text: `✗${sp}${n.failed} `, style: n.failed ? c.red : undefined },
+      { text: `✓${sp}${n.built + n.uptodate} `, style: c.green },
+      ...(anyModel ? [{ text: `◆${sp}${n.model}${sp ? ' model' : ''} `, style: n.model ? c.yellow : undefined }] : []),
+      { text: `✗${sp}${n.failed} `, style: n.failed ? c.red : undefined },
+      ...(anyInfra ? [{ text: `↻${sp}${n.infra}${sp ? ' infra' : ''} `, style: n.infra ? c.blue : undefined }] : []),
       { text: `⏱${sp}${n.timeout} `, style: n.timeout ? c.magenta : undefined }, { text: `▶${sp}${n.running}`, style: n.running ? c.cyan : undefined },
     ]
     const steps: Piece = { text: `${m.done}/${m.steps}` }
@@ -256,7 +290,8 @@ export function renderFrame(st: LiveState, o: FrameOptions): string[] {
   })
   if (mode !== 'none') {
     const legend: Piece[] = [{ text: ' '.repeat(indent) }]
-    for (const [cell, label] of LEGEND) legend.push(g[cell], { text: ` ${label}  `, style: c.dim })
+    const seen = (cell: Cell) => (cell === 'model' ? anyModel : cell === 'infra' ? anyInfra : true)
+    for (const [cell, label] of LEGEND) if (!LEGEND_IF_SEEN.has(cell) || seen(cell)) legend.push(g[cell], { text: ` ${label}  `, style: c.dim })
     if (mode === 'strip') legend.splice(1, 0, { text: `1 cell = ${bucket} targets, worst shown  `, style: c.dim })
     lines.push(fit(legend, W))
   }
@@ -278,6 +313,22 @@ export function renderFrame(st: LiveState, o: FrameOptions): string[] {
   }
   if (lines.length > H) return [...lines.slice(0, H - 1), fit([{ text: `… ${lines.length - H + 1} more lines (terminal too small)`, style: c.dim }], W)]
   return lines
+}
+
+/**
+ * The line printed above the view for a finished attempt, if any: a failure or timeout (not when it
+ * is retried), an infra error (`infra error (log matched /429/), retrying`), a model failure.
+ */
+export function failureLine(e: Extract<BuildEvent, { type: 'step-finished' }>, c: ChalkInstance): string | undefined {
+  const log = e.log ? c.dim(`  log: ${e.log}`) : ''
+  if (e.class === 'infra' && (e.outcome === 'failed' || e.outcome === 'timeout')) {
+    const what = e.matched ?? (e.outcome === 'timeout' ? 'timed out' : why(e))
+    return `${c.blue('↻')} ${e.target} ${e.step} infra error (${what})${e.willRetry ? ', retrying' : ', left for the next build'}${log}`
+  }
+  if (e.class === 'model' && e.outcome === 'built') return `${c.yellow('◆')} ${e.target} ${e.step} model failure${e.matched ? ` (${e.matched})` : ''}, kept as a result${log}`
+  if (e.willRetry || (e.outcome !== 'failed' && e.outcome !== 'timeout')) return undefined
+  const what = e.outcome === 'timeout' ? c.magenta('⏱') + ` ${e.target} ${e.step} timed out` : c.red('✗') + ` ${e.target} ${e.step} failed (${why(e)})`
+  return `${what}${log}`
 }
 
 const since = (ms: number) => (ms < 60_000 ? `${(Math.max(0, ms) / 1000).toFixed(1)}s` : formatDuration(ms))
@@ -349,9 +400,9 @@ export function ttyReporter(c: ChalkInstance, stream: NodeJS.WriteStream = proce
       return
     }
     if (!active) return
-    if (e.type === 'step-finished' && !e.willRetry && (e.outcome === 'failed' || e.outcome === 'timeout')) {
-      const what = e.outcome === 'timeout' ? c.magenta('⏱') + ` ${e.target} ${e.step} timed out` : c.red('✗') + ` ${e.target} ${e.step} failed (${why(e)})`
-      queued.push(`${what}${e.log ? c.dim(`  log: ${e.log}`) : ''}`)
+    if (e.type === 'step-finished') {
+      const line = failureLine(e, c)
+      if (line) queued.push(line)
     }
     if (e.type === 'notice') queued.push(c.yellow(`velora: ${e.message}`))
     if (e.type === 'session-finished') return report.stop()

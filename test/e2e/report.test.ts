@@ -1,5 +1,7 @@
 // report.html as a person sees it: a real demo session opened from disk in Chromium (counts,
-// grid cells, a tooltip, a failure's log tail, no console errors, no network), and 22,940 targets.
+// grid cells, a tooltip, a failure's log tail, no console errors, no network); a workspace with a
+// model failure, an infra error and an error (counts, legend, cell colours, tooltips, the failures
+// lists, the timeline); and 22,940 targets.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -7,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ResolvedConfig } from '../../src/config/types.js'
 import type { BuildEvent } from '../../src/report/events.js'
-import { buildReportData, CELL_STATES, type ReportData } from '../../src/report/html-data.js'
+import { BAR_OUTCOMES, buildReportData, CLASS_CODES, cellKind, type ReportData } from '../../src/report/html-data.js'
 import { renderReport } from '../../src/report/html.js'
 import type { TargetStatus } from '../../src/plan/plan.js'
 import type { SessionInfo } from '../../src/store/session.js'
@@ -46,6 +48,9 @@ describe('report.html of a real demo session', () => {
     expect(html).toContain("default-src 'none'")
     expect(data.targets.length).toBe(4 * 28)
     expect(data.failures.some((f) => f.state === 'timeout')).toBe(true)
+    // the demo's hang and crashed sandbox are infra errors, its context overflows model failures
+    expect(data.failures.filter((f) => f.class === 'infra').length).toBeGreaterThan(0)
+    expect(data.modelFailures.length).toBeGreaterThan(0)
   })
 
   it('velora report re-renders it on demand, -o anywhere, and rejects an unknown session', () => {
@@ -106,26 +111,34 @@ describe('report.html of a real demo session', () => {
       await b.page.waitForSelector('html[data-rendered="1"]', { timeout: 10_000 })
       const { page } = b
 
-      // header counts match the data
+      // header counts match the data: infra errors and model failures apart from failures and built
       const counts = await page.textContent('#target-counts')
       expect(counts).toContain(`total ${data.targets.length}`)
-      const failed = data.targets.filter((t) => CELL_STATES[t[3]] === 'failed').length
-      expect(counts).toContain(`failed ${failed}`)
+      const kinds = (k: string) => data.targets.filter((t) => cellKind(t) === k).length
+      const infra = kinds('infra')
+      expect(infra).toBe(data.failures.filter((f) => f.class === 'infra').length)
+      expect(counts).toContain(`infra error ${infra}`)
+      expect(counts).toContain(`model failure ${kinds('model')}`)
       for (const m of data.models) expect(await page.isVisible(`tr[data-model="${m}"]`)).toBe(true)
 
-      // one visible cell per target, coloured by state
+      // one visible cell per target, coloured by state, model failures and infra errors by class
       expect(await page.locator('#grid .cell').count()).toBe(data.targets.length)
-      expect(await page.locator('#grid .cell.s-failed').count()).toBe(failed)
-      expect(await page.locator('#grid .cell.s-timeout').count()).toBe(1)
+      expect(await page.locator('#grid .cell.s-failed').count()).toBe(kinds('failed'))
+      expect(await page.locator('#grid .cell.s-infra').count()).toBe(infra)
+      expect(await page.locator('#grid .cell.s-model').count()).toBe(kinds('model'))
+      // the hang: timed out, an infra error
+      expect(await page.locator('#grid .cell.s-infra[data-state="timeout"]').count()).toBe(1)
 
-      // hovering a failed cell shows its id, state, attempts and exit code
-      const cell = page.locator('#grid .cell.s-failed').first()
+      // hovering a crashed sandbox's cell shows its id, class, what matched, attempts and exit code
+      const cell = page.locator('#grid .cell.s-infra[data-state="failed"]').first()
       const id = (await cell.getAttribute('aria-label'))!.split(':')[0]
       await cell.hover()
       await page.waitForSelector('#tip', { state: 'visible' })
       const tip = await page.textContent('#tip')
       expect(tip).toContain(id)
-      expect(tip).toMatch(/infer: failed · attempts 2 · [\d.]+m?s · exit 1/)
+      expect(tip).toContain('infra error: not a result, rerun by the next build')
+      // (infra retries: 2, so 3 attempts)
+      expect(tip).toMatch(/infer: failed · infra error \(log matched \/sandbox container crashed\/\) · attempts 3 · [\d.]+m?s · exit 1/)
       // ... and links to its log, which exists on disk
       const href = (await cell.getAttribute('href'))!
       expect(existsSync(fileURLToPath(new URL(href, url)))).toBe(true)
@@ -147,8 +160,187 @@ describe('report.html of a real demo session', () => {
 
       // the screenshot for the README: header, models, grid with a tooltip open
       await page.evaluate(() => window.scrollTo(0, 0))
-      await page.locator('#grid .cell.s-timeout').first().hover()
+      await page.locator('#grid .cell.s-infra[data-state="timeout"]').first().hover()
       await page.screenshot({ path: shotPath('report.png') })
+    } finally {
+      await b.close()
+    }
+  })
+})
+
+// A tiny agent: one instance is rate limited on every attempt (an infra error), one overflows the
+// context window and says so in its output (a model failure), one crashes (an error), two are fine.
+const CLASS_AGENT = `
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+const e = process.env
+const inst = JSON.parse(readFileSync(e.VELORA_INSTANCE, 'utf8'))
+const out = (f, o) => writeFileSync(path.join(e.VELORA_OUT_DIR, f), JSON.stringify(o) + '\\n')
+if (e.VELORA_STEP === 'infer') {
+  console.log('[agent] attempt', e.VELORA_ATTEMPT, 'of', e.VELORA_INSTANCE_ID)
+  if (inst.does === 'ratelimit') { console.error('openai.RateLimitError: Error code: 429 Too Many Requests'); process.exit(1) }
+  if (inst.does === 'crash') { console.error('Traceback (most recent call last): KeyError: patch'); process.exit(2) }
+  if (inst.does === 'overflow') out('output.jsonl', { instance_id: e.VELORA_INSTANCE_ID, error: 'context window exceeded', patch: '', cost: 0.3 })
+  else out('output.jsonl', { instance_id: e.VELORA_INSTANCE_ID, patch: 'diff --git a/x b/x', cost: 0.1 })
+} else {
+  const prev = JSON.parse(readFileSync(path.join(e.VELORA_TARGET_DIR, 'output.jsonl'), 'utf8'))
+  out('eval_output.jsonl', { resolved: !prev.error })
+}
+`
+
+describe('report.html of a build with a model failure, an infra error and an error', () => {
+  let ws: string
+  let sessionDir: string
+  let data: ReportData
+
+  beforeAll(() => {
+    ws = makeWorkspace({
+      models: { opus: { temperature: 0 } },
+      instances: [
+        { instance_id: 'repo__ok-1' },
+        { instance_id: 'repo__ratelimited-2', does: 'ratelimit' },
+        { instance_id: 'repo__overflow-3', does: 'overflow' },
+        { instance_id: 'repo__crash-4', does: 'crash' },
+        { instance_id: 'repo__ok-5' },
+      ],
+      config: `steps: {
+    infer: { command: ['node', 'classes.mjs'], outputs: ['output.jsonl'], inputs: ['classes.mjs'] },
+    eval: { needs: ['infer'], command: ['node', 'classes.mjs'], outputs: ['eval_output.jsonl'] },
+  },
+  metrics: {
+    resolved: { step: 'eval', file: 'eval_output.jsonl', path: 'resolved', agg: 'rate' },
+    cost: { step: 'infer', file: 'output.jsonl', path: 'cost', agg: 'sum' },
+  },
+  classify: { infra: { when: [{ log: /429 Too Many Requests/ }], retries: 1, backoff: 50 }, model: { when: [{ output: 'output.jsonl', path: 'error' }] } },`,
+    })
+    writeFileSync(path.join(ws, 'classes.mjs'), CLASS_AGENT)
+    const r = velora(ws, ['build', '--no-progress'])
+    expect(r.code, r.stderr + r.stdout).toBe(1)
+    // the plain lines say the class and what matched
+    expect(r.stdout).toMatch(/^\[ ?\d+\/10\] ↻ opus\/lite\/repo__ratelimited-2 infer infra \(log matched \/429 Too Many Requests\/\), retrying [\d.]+m?s$/m)
+    expect(r.stdout).toMatch(/^\[ ?\d+\/10\] ↻ opus\/lite\/repo__ratelimited-2 infer infra \(log matched \/429 Too Many Requests\/\), left for the next build [\d.]+m?s \(log: targets\/opus\/lite\/repo__ratelimited-2\/infer\.log\)$/m)
+    expect(r.stdout).toMatch(/^\[ ?\d+\/10\] ◆ opus\/lite\/repo__overflow-3 infer model failure \(output\.jsonl error = "context window exceeded"\) [\d.]+m?s$/m)
+    const sessions = path.join(ws, 'sessions')
+    sessionDir = path.join(sessions, readdirSync(sessions)[0])
+    data = JSON.parse(readFileSync(path.join(sessionDir, 'report-data.json'), 'utf8'))
+  }, 120_000)
+  afterAll(() => ws && removeWorkspace(ws))
+
+  it('keeps the classes in report-data.json as codes: per target, per step, per timeline bar', () => {
+    const row = (inst: string) => data.targets.find((t) => t[2] === inst)!
+    const cls = (inst: string) => CLASS_CODES[row(inst)[6]] ?? null
+    expect([cls('repo__ok-1'), cls('repo__ratelimited-2'), cls('repo__overflow-3'), cls('repo__crash-4')]).toEqual(['ok', 'infra', 'model', 'error'])
+    expect(cellKind(row('repo__ratelimited-2'))).toBe('infra')
+    expect(cellKind(row('repo__overflow-3'))).toBe('model')
+    expect(cellKind(row('repo__crash-4'))).toBe('failed')
+    // the step rows say what matched, only where a rule did; ok steps stay [state, attempts, exit, ms]
+    expect(row('repo__ratelimited-2')[4][0]!.slice(4)).toEqual([0, CLASS_CODES.indexOf('infra'), 'log matched /429 Too Many Requests/'])
+    expect(row('repo__overflow-3')[4][0]!.slice(4)).toEqual([0, CLASS_CODES.indexOf('model'), 'output.jsonl error = "context window exceeded"'])
+    expect(row('repo__ok-1')[4][0]).toHaveLength(4)
+    expect(data.modelStats[0].outcomes).toEqual({ ok: 2, model: 1, infra: 1, error: 1 })
+    expect(data.modelStats[0].results).toBe(3)
+    // the infra error's two attempts are infra bars, with what matched
+    const bars = data.timeline.bars
+    const infraBars = [] as number[]
+    for (let i = 0; i < bars.length; i += 8) if (BAR_OUTCOMES[bars[i + 6]] === 'infra') infraBars.push(i / 8)
+    expect(infraBars).toHaveLength(2)
+    const m = new Map<number, string>()
+    for (let i = 0; i < data.timeline.matched.length; i += 2) m.set(data.timeline.matched[i], data.timeline.texts[data.timeline.matched[i + 1]])
+    expect(infraBars.map((b) => m.get(b))).toEqual(['log matched /429 Too Many Requests/', 'log matched /429 Too Many Requests/'])
+    expect(data.failures.map((f) => [data.targets[f.target][2], f.step, f.class, f.matched])).toEqual([
+      ['repo__ratelimited-2', 'infer', 'infra', 'log matched /429 Too Many Requests/'],
+      ['repo__crash-4', 'infer', undefined, undefined],
+    ])
+    expect(data.modelFailures.map((f) => [data.targets[f.target][2], f.step, f.matched])).toEqual([['repo__overflow-3', 'infer', 'output.jsonl error = "context window exceeded"']])
+  })
+
+  it.skipIf(!chromiumOk)('shows the counts, legend, cell colours, tooltips, failures and timeline by class in Chromium', async () => {
+    const b = await openBrowser({ width: 1280, height: 1000 })
+    try {
+      const { page } = b
+      await page.goto(pathToFileURL(path.join(sessionDir, 'report.html')).href)
+      await page.waitForSelector('html[data-rendered="1"]', { timeout: 10_000 })
+
+      // per model: ok / model failures / infra errors / errors / not run, and what the metrics cover
+      const row = page.locator('tr[data-model="opus"]')
+      const cells = await row.locator('td.n').allTextContents()
+      expect(cells).toEqual(['2', '1', '1', '1', '0', '5'])
+      const heads = await page.locator('table.models thead th').allTextContents()
+      expect(heads.slice(2, 8)).toEqual(['ok', 'model failures', 'infra errors', 'errors', 'not run', 'total'])
+      expect(await row.locator('td.over').textContent()).toBe('metrics over 3 results (1 model failure); 1 infra error pending, 1 failed')
+      // resolved over the 3 results: the model failure scored unresolved
+      expect(await row.locator('td.metric').first().textContent()).toBe('66.7%')
+      const counts = await page.textContent('#target-counts')
+      expect(counts).toMatch(/total 5.*built 2.*model failure 1.*infra error 1.*failed 1/)
+
+      // the legend names both, with their own colours, unlike built's and failed's
+      const legend = page.locator('#grid-legend')
+      expect(await legend.locator('[data-kind="model"]').textContent()).toBe('model failure (a result)')
+      expect(await legend.locator('[data-kind="infra"]').textContent()).toBe('infra error (not a result, rerun)')
+      const bg = (sel: string) => page.locator(sel).first().evaluate((el) => getComputedStyle(el).backgroundColor)
+      const colours = { built: await bg('#grid .cell.s-built'), failed: await bg('#grid .cell.s-failed'), model: await bg('#grid .cell.s-model'), infra: await bg('#grid .cell.s-infra') }
+      expect(new Set(Object.values(colours)).size).toBe(4)
+      expect(await bg('#grid-legend [data-kind="model"] i')).toBe(colours.model)
+      expect(await bg('#grid-legend [data-kind="infra"] i')).toBe(colours.infra)
+      expect(await page.locator('#grid .cell.s-model').count()).toBe(1)
+      expect(await page.locator('#grid .cell.s-infra').count()).toBe(1)
+
+      // tooltips: the class and what matched
+      await page.locator('#grid .cell.s-infra').hover()
+      await page.waitForSelector('#tip', { state: 'visible' })
+      let tip = (await page.locator('#tip > div').allTextContents()).join('\n')
+      expect(tip).toContain('opus/lite/repo__ratelimited-2\ninfra error: not a result, rerun by the next build\nstate: failed')
+      expect(tip).toMatch(/infer: failed · infra error \(log matched \/429 Too Many Requests\/\) · attempts 2 · [\d.]+m?s · exit 1/)
+      await page.locator('#grid .cell.s-model').hover()
+      tip = (await page.locator('#tip > div').allTextContents()).join('\n')
+      expect(tip).toContain('opus/lite/repo__overflow-3\nmodel failure: a result (scored), kept and not rerun\nstate: built')
+      expect(tip).toMatch(/infer: built · model failure \(output\.jsonl error = "context window exceeded"\) · attempts 1 · [\d.]+m?s · exit 0/)
+      expect(tip).toContain('click: open infer.log')
+      expect(await page.locator('#grid .cell.s-model').getAttribute('href')).toMatch(/repo__overflow-3\/infer\.log$/)
+
+      // the failures list: the infra error labelled as such, with what matched; the error as a failure
+      const infraFail = page.locator('#failures .fail', { hasText: 'repo__ratelimited-2' })
+      expect(await infraFail.locator('.badge').textContent()).toBe('infra error')
+      expect(await infraFail.locator('.fhead').textContent()).toContain('infra error (log matched /429 Too Many Requests/): not a result, rerun by the next build')
+      expect(await infraFail.locator('pre.tail').textContent()).toContain('429 Too Many Requests')
+      const errorFail = page.locator('#failures .fail', { hasText: 'repo__crash-4' })
+      expect(await errorFail.locator('.badge').textContent()).toBe('failed')
+      expect(await errorFail.locator('.fhead').textContent()).not.toContain('infra')
+      expect(await page.textContent('#failures h2')).toBe('Failures 2 · 1 infra error (not results: rerun by the next build)')
+      // ... and model failures listed apart, as results, with what matched
+      expect(await page.textContent('#model-failures h2')).toBe('Model failures 1 · kept as results, not rerun')
+      const mf = page.locator('#model-failures .fail')
+      expect(await mf.count()).toBe(1)
+      expect(await mf.locator('.fhead').textContent()).toMatch(/model failure opus\/lite\/repo__overflow-3 infer output\.jsonl error = "context window exceeded" · exit 0 infer\.log/)
+      expect(await page.locator('#failures .fail', { hasText: 'repo__overflow-3' }).count()).toBe(0)
+
+      // the timeline: both attempts of the infra error are infra bars, the first retried
+      const bars = data.timeline.bars
+      const infraBars: number[] = []
+      for (let i = 0; i < bars.length; i += 8) if (BAR_OUTCOMES[bars[i + 6]] === 'infra') infraBars.push(i / 8)
+      expect(await page.textContent('#timeline-legend')).toContain('infra error (retried or pending)')
+      const first = infraBars.find((i) => bars[i * 8 + 7] === 1)!
+      let pt = await page.evaluate((i) => (window as any).velora.barCenter(i), first)
+      await page.mouse.move(pt.x, pt.y)
+      expect(await page.textContent('#tip')).toContain('infer attempt 1: infra error (log matched /429 Too Many Requests/), retried')
+      const pixel = await page.evaluate(([x, y]) => {
+        const cv = document.querySelector('#timeline canvas') as HTMLCanvasElement
+        const r = cv.getBoundingClientRect(), d = window.devicePixelRatio || 1
+        return Array.from(cv.getContext('2d')!.getImageData(Math.round((x - r.left) * d), Math.round((y - r.top) * d), 1, 1).data.slice(0, 3))
+      }, [pt.x, pt.y])
+      expect(`rgb(${pixel.join(', ')})`).toBe(colours.infra)
+      const second = infraBars.find((i) => bars[i * 8 + 7] === 2)!
+      pt = await page.evaluate((i) => (window as any).velora.barCenter(i), second)
+      await page.mouse.move(pt.x, pt.y)
+      expect(await page.textContent('#tip')).toContain('infer attempt 2: infra error (log matched /429 Too Many Requests/), not retried: rerun by the next build')
+
+      expect(b.errors).toEqual([])
+      expect(b.requests.every((u) => u.startsWith('file://'))).toBe(true)
+
+      // the screenshot: models, legend and grid with the infra error's tooltip open, the failures lists
+      await page.evaluate(() => window.scrollTo(0, 0))
+      await page.locator('#grid .cell.s-infra').hover()
+      await page.screenshot({ path: shotPath('report-classes.png'), fullPage: true })
     } finally {
       await b.close()
     }
@@ -192,6 +384,25 @@ describe('report.html at 22,940 targets (10 models × 2,294 instances)', () => {
       await b.page.mouse.move(pt.x, pt.y)
       const r = data.targets[target]
       expect(await b.page.textContent('#tip')).toContain(`${data.models[r[0]]}/${data.datasets[r[1]]}/${r[2]}`)
+      // model failures and infra errors are drawn in their own colours, and their tooltips say so
+      const pixelAt = (i: number) =>
+        b.page.evaluate((i) => {
+          const p = (window as any).velora.cellCenter(i)
+          const cv = document.querySelector('#grid canvas') as HTMLCanvasElement
+          const rect = cv.getBoundingClientRect(), d = window.devicePixelRatio || 1
+          const px = cv.getContext('2d')!.getImageData(Math.round((p.x - rect.left) * d), Math.round((p.y - rect.top) * d), 1, 1).data
+          return { x: p.x, y: p.y, rgb: `rgb(${px[0]}, ${px[1]}, ${px[2]})` }
+        }, i)
+      const swatch = (k: string) => b.page.locator(`#grid-legend [data-kind="${k}"] i`).evaluate((el) => getComputedStyle(el).backgroundColor)
+      const first = (k: string) => data.targets.findIndex((t) => cellKind(t) === k)
+      for (const [kind, says] of [['model', 'model failure: a result'], ['infra', 'infra error: not a result'], ['failed', 'state: failed'], ['built', 'state: built']] as const) {
+        const i = first(kind)
+        expect(i, kind).toBeGreaterThanOrEqual(0)
+        const p = await pixelAt(i)
+        expect(p.rgb, kind).toBe(await swatch(kind))
+        await b.page.mouse.move(p.x, p.y)
+        expect(await b.page.textContent('#tip')).toContain(says)
+      }
       expect(b.errors).toEqual([])
     } finally {
       await b.close()
@@ -222,21 +433,26 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
     for (let i = 0; i < nInstances; i++) {
       const id = `${m}/swe/inst-${i}`
       const state = (i * 7 + m.length) % 97 === 0 ? 'failed' : i % 211 === 5 ? 'timeout' : 'built'
+      // some failures are infra errors (rate limited), some built inferences model failures
+      const infra = state === 'failed' && i % 2 === 1
+      const modelFailure = state === 'built' && i % 89 === 3
       // the plan of a target, as the build leaves it (only the fields the report reads)
-      const step = (st: string, metrics: Record<string, unknown>) => ({
+      const step = (st: string, metrics: Record<string, unknown>, judged = false) => ({
         state: st,
         reasons: st === 'built' ? [] : st === 'timeout' ? [{ kind: 'last-timeout', timeoutMs: 1_800_000 }] : [{ kind: 'last-failed', exitCode: 1 }],
         record: { attempts: 1, exitCode: st === 'failed' ? 1 : 0, durationMs: 60_000 + (i % 13) * 1000, metrics },
+        judgement: !judged ? undefined : infra ? { class: 'infra', matched: 'log matched /429/' } : modelFailure ? { class: 'model', matched: 'output.jsonl error = "context window exceeded"' } : undefined,
       })
       const target = { id, model: m, dataset: 'swe', instance: { id: `inst-${i}`, key: `inst-${i}` }, dir: `targets/${id}` }
-      targets.push({ target, state, steps: { infer: step(state, { cost: 0.25 }), eval: step(state === 'built' ? 'built' : 'blocked', { resolved: i % 3 === 0 }) } } as unknown as TargetStatus)
+      targets.push({ target, state, steps: { infer: step(state, { cost: 0.25 }, true), eval: step(state === 'built' ? 'built' : 'blocked', { resolved: i % 3 === 0 }) } } as unknown as TargetStatus)
       info.targets[id] = { infer: state, eval: state === 'built' ? 'built' : 'blocked' }
       for (const s of state === 'built' ? ['infer', 'eval'] : ['infer']) {
         const lane = k++ % 64
         const start = clock
         clock += 3_600_000 / (nModels * nInstances * 2)
         events.push({ type: 'step-started', time: start, target: id, model: m, instance: `inst-${i}`, step: s, attempt: 1, lane })
-        events.push({ type: 'step-finished', time: start + 50_000, target: id, model: m, instance: `inst-${i}`, step: s, attempt: 1, lane, outcome: state === 'built' ? 'built' : (state as 'failed'), durationMs: 50_000, startedAt: start })
+        const cls = s !== 'infer' ? undefined : infra ? ({ class: 'infra', matched: 'log matched /429/' } as const) : modelFailure ? ({ class: 'model', matched: 'output.jsonl error = "context window exceeded"' } as const) : undefined
+        events.push({ type: 'step-finished', time: start + 50_000, target: id, model: m, instance: `inst-${i}`, step: s, attempt: 1, lane, outcome: state === 'built' ? 'built' : (state as 'failed'), durationMs: 50_000, startedAt: start, ...cls })
       }
     }
   return { config, info, statuses: targets, models: {}, events }
