@@ -2,6 +2,7 @@
 // `npm run bench`: velora against ninja, make and snakemake on equivalent workloads, measured
 // interleaved; prints a table (times and ratios to ninja) and writes bench/RESULTS.md.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,7 +25,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --work DIR            where workspaces go (default bench/work)
   --skip-full           measure on workspaces already built by bench/prebuild.mjs (no full
                         build, no regeneration): for sizes too big to build in the time
-  --only LIST           measures to take: full,noop,status,stale (default all)
+  --only LIST           measures to take: full,noop,status,stale,estimate (default all; estimate:
+                        the dry run's time and cost estimate against the demo's real rebuild)
   --render              only rewrite the markdown from DIR/results.json
   --append              keep the sizes already in DIR/results.json, replace the ones measured now
   --snakemake-max N     skip snakemake above N targets (default 25000: at 100,000 its DAG
@@ -232,5 +234,16 @@ for (const s of opts.sizes) {
   mkdirSync(path.dirname(opts.out), { recursive: true })
   writeFileSync(opts.out, md)
   writeFileSync(resultsFile, JSON.stringify({ machine: mach, versions, baseline, results }, null, 1))
+}
+// how close the dry run's estimate comes to what the build then takes and spends (the demo)
+if (!opts.quick && !opts.render && (!opts.only || opts.only.has('estimate'))) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bench/estimate.mjs'), '--json'], { encoding: 'utf8' })
+  if (r.status === 0) {
+    const e = JSON.parse(r.stdout.trim().split('\n').pop())
+    const lines = [`## Estimate accuracy (the demo, DEMO_AGENT_SPEED=${e.speed}: params of ${e.models.join(', ')} changed, ${e.steps} steps)`, '', '| | dry-run estimate | actual | error |', '|---|---|---|---|']
+    for (const row of e.rows) lines.push(`| ${row.what} | ${row.estimate === null ? '?' : row.estimate.toFixed(2)} | ${row.actual.toFixed(2)} | ${row.error === null ? '?' : `${(row.error * 100).toFixed(1)}%`} |`)
+    console.log(lines.join('\n'))
+    writeFileSync(opts.out, readFileSync(opts.out, 'utf8').trimEnd() + '\n\n' + lines.join('\n') + '\n')
+  } else log(`bench: the estimate measure failed: ${r.stderr.slice(-500)}`)
 }
 log(`bench: wrote ${path.relative(process.cwd(), opts.out)}`)
