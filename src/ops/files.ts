@@ -14,14 +14,21 @@ import { openWorkspace, type Workspace, type WorkspaceOptions } from '../workspa
 import { resultClass } from '../report/json.js'
 import type { OutcomeClass } from '../outcome/classify.js'
 import { planSelection } from './status.js'
+import { findOrphans } from './orphans.js'
 
 export interface CleanResult {
   removed: string[]
+  /** With orphans: folders left alone, and why (a live velora holds their lock). */
+  skipped?: { id: string; reason: string }[]
 }
 
 /** Remove selected targets' folders (or, with ':step', that step's outputs, log and record entry). */
-export async function clean(opts: WorkspaceOptions & { patterns?: string[]; dryRun?: boolean }): Promise<CleanResult> {
+export async function clean(opts: WorkspaceOptions & { patterns?: string[]; dryRun?: boolean; orphans?: boolean }): Promise<CleanResult> {
   const ws = await openWorkspace(opts)
+  if (opts.orphans) {
+    if (opts.patterns?.length) throw new UserError('clean --orphans takes no patterns: it removes every target folder the config no longer has')
+    return cleanOrphans(ws, !!opts.dryRun)
+  }
   const sel = select(ws.graph, opts.patterns ?? [])
   const removed: string[] = []
   for (const t of sel.targets) {
@@ -45,6 +52,36 @@ export async function clean(opts: WorkspaceOptions & { patterns?: string[]; dryR
     if (r.ok) writeRecord(dir, r.record)
   }
   return { removed }
+}
+
+/** Remove the orphan target folders (see orphans.ts): exactly those, and only inside the targets folder. */
+function cleanOrphans(ws: Workspace, dryRun: boolean): CleanResult {
+  const root = path.join(ws.config.workspace, ws.config.targetsDir)
+  const res: Required<CleanResult> = { removed: [], skipped: [] }
+  const parents = new Set<string>()
+  for (const o of findOrphans(ws)) {
+    const rel = path.relative(root, o.dir)
+    if (!rel || rel.startsWith('..') || path.isAbsolute(rel) || rel.split(path.sep).length !== 3) continue
+    if (dryRun) {
+      res.removed.push(o.id)
+      continue
+    }
+    // a velora running an older config may be building it right now
+    if (!tryLock(o.dir).ok) {
+      res.skipped.push({ id: o.id, reason: 'being built by another velora process' })
+      continue
+    }
+    try {
+      rmSync(o.dir, { recursive: true, force: true })
+    } finally {
+      unlock(o.dir)
+    }
+    res.removed.push(o.id)
+    parents.add(path.dirname(o.dir))
+  }
+  // once per folder at the end (listing a folder of thousands after each removal would be quadratic)
+  for (const p of parents) pruneEmpty(p, root)
+  return res
 }
 
 function pruneEmpty(dir: string, stop: string) {

@@ -6,6 +6,7 @@ import { statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
 import { openForPlan, type Workspace, type WorkspaceOptions } from '../workspace.js'
+import { FolderCounter, findOrphans, orphanWarning, type Orphan } from './orphans.js'
 
 export interface StatusOptions extends WorkspaceOptions {
   patterns?: string[]
@@ -18,15 +19,22 @@ export interface StatusResult {
   status: StatusJson
   /** Its per-model counts and metrics alone (cheaper: no object per target). */
   models: StatusJson['models']
-  /** One line per target whose target.json cannot be used (path, problem, what to do). */
+  /** One line per target whose target.json cannot be used (path, problem, what to do), and one for orphans. */
   warnings: string[]
+  /** Target folders on disk whose model, dataset, instance or sample the config no longer has. */
+  orphans: Orphan[]
 }
 
 export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   const ws = await openForPlan(opts)
-  const statuses = planSelection(ws, opts.patterns ?? [])
+  const folders = new FolderCounter()
+  const statuses = planSelection(ws, opts.patterns ?? [], folders.add)
   let json: StatusJson | undefined
   const models = statusModels(ws.config, statuses)
+  mark('models counted')
+  const orphans = findOrphans(ws, folders.known(ws.graph))
+  mark('orphans found')
+  const gone = orphanWarning(orphans)
   return {
     workspace: ws,
     statuses,
@@ -34,7 +42,8 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       return (json ??= statusJson(ws.config, statuses))
     },
     models,
-    warnings: recordWarnings(statuses),
+    warnings: gone ? [...recordWarnings(statuses), gone] : recordWarnings(statuses),
+    orphans,
   }
 }
 
@@ -42,12 +51,19 @@ export function recordWarnings(statuses: TargetStatus[]): string[] {
   return statuses.filter((ts) => ts.corrupt).map((ts) => unreadableRecordWarning(`${ts.target.dir}/${RECORD_FILE}`, ts.corrupt!))
 }
 
-export function planSelection(ws: Workspace & { io?: IndexedIO }, patterns: string[]): TargetStatus[] {
+/** `onPlanned`: called with each target's status as it is made. */
+export function planSelection(ws: Workspace & { io?: IndexedIO }, patterns: string[], onPlanned?: (ts: TargetStatus) => void): TargetStatus[] {
   const sel = select(ws.graph, patterns)
   const io = ws.io ?? indexedIO(ws.config)
   const ctx = { config: ws.config, io, inputs: hashInputs(ws.config) }
   mark('index read, inputs hashed')
-  const statuses = sel.targets.map((t) => planTarget(ctx, t))
+  const statuses = onPlanned
+    ? sel.targets.map((t) => {
+        const ts = planTarget(ctx, t)
+        onPlanned(ts)
+        return ts
+      })
+    : sel.targets.map((t) => planTarget(ctx, t))
   io.stopPrefetch()
   mark('planned')
   io.save()

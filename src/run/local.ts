@@ -1,5 +1,13 @@
 // The local executor: each step is a child process in its own process group, stdout and
 // stderr appended to the step's log; timeouts and interrupts signal the whole group.
+//
+// Three nets catch a step's processes when it is stopped or ends: its process group (signalled
+// here), the processes carrying its VELORA_OUT_DIR (taggedPids, Linux), and, when steps start
+// through the perl helper on Linux, the step's keeper: a child subreaper that adopts every
+// orphan of the step (double forks, setsid escapees, even with a scrubbed environment) and,
+// once the step's main process has ended, SIGKILLs and reaps them all before it reports the
+// exit (see HELPER in spawner.ts). So by the time `exited` resolves, the tree is gone; the kills
+// below are for the group and for VELORA_SPAWNER=node, where Node cannot be a subreaper.
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs'
 import { logHeader, type Executor, type StepJob, type StepResult, type StepStarted } from './executor.js'
 import { Spawner } from './spawner.js'
