@@ -12,6 +12,7 @@ import { plainReporter } from '../report/plain.js'
 import { ttyReporter } from '../report/tty.js'
 import { formatEstimate, type Estimate } from '../report/estimate.js'
 import { registerExtra } from './extra.js'
+import { registerAdopt } from './adopt.js'
 import { buildSummary, statusText } from '../report/summary.js'
 import { targetJson } from '../report/json.js'
 import { listSessions } from '../store/session.js'
@@ -128,10 +129,14 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .description('Remove targets (their folder: outputs, logs, record); with :step only that step')
     .argument('[patterns...]', 'target patterns (none: every target)')
     .option('--dry-run', 'list what would be removed')
+    .option('--orphans', 'remove only target folders the config no longer has (their model, dataset, instance or sample is gone)')
+    .addHelpText('after', '\nExamples:\n  velora clean qwen                  one model\n  velora clean opus:eval             only the eval step of opus\n  velora clean --orphans --dry-run   what is on disk but no longer in the config')
     .action(async (patterns: string[], o) => {
-      const res = await clean({ configFile: o.config, patterns, dryRun: o.dryRun })
+      const res = await clean({ configFile: o.config, patterns, dryRun: o.dryRun, orphans: o.orphans })
+      const what = o.orphans ? ' orphan' : ''
       for (const id of res.removed) out(`${o.dryRun ? 'would remove' : 'removed'} ${id}`)
-      out(`velora: ${o.dryRun ? 'would remove' : 'removed'} ${res.removed.length} target${res.removed.length === 1 ? '' : 's'}`)
+      for (const s of res.skipped ?? []) err(`velora: ${s.id}: ${s.reason}; left alone`)
+      out(`velora: ${o.dryRun ? 'would remove' : 'removed'} ${res.removed.length}${what} target${res.removed.length === 1 ? '' : 's'}`)
     })
 
   withConfig(program.command('logs'))
@@ -202,6 +207,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       }
     })
 
+  registerAdopt(program, (code) => (exitCode = code))
   registerExtra(program)
 
   try {

@@ -5,6 +5,16 @@ import { UserError } from '../errors.js'
 import { closest, parseDuration } from '../util.js'
 import type { ResolvedConfig, ResolvedStep, UserConfig } from './types.js'
 import { compileClassifier } from '../outcome/rules.js'
+import { parseRate } from '../store/rate.js'
+
+const rateError = (v: string): string | undefined => {
+  try {
+    parseRate(v)
+    return undefined
+  } catch (e) {
+    return (e as Error).message
+  }
+}
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
@@ -28,6 +38,7 @@ const model = z.strictObject(
     concurrency: posInt().optional(),
     datasets: strList().optional(),
     samples: posInt().optional(),
+    pool: str('a pool name').optional(),
   },
   { error: 'expected an object' },
 )
@@ -120,7 +131,21 @@ const nonEmptyRecord = <T extends z.ZodType>(v: T, what: string) =>
 export const configSchema = z.strictObject(
   {
     jobs: posInt().optional(),
-    pools: z.record(z.string(), posInt('a positive integer pool size')).optional(),
+    pools: z
+      .record(
+        z.string(),
+        z.union(
+          [
+            posInt('a positive integer pool size'),
+            z.strictObject({
+              concurrency: posInt().optional(),
+              rate: str("a rate like '50/min'").refine((v) => rateError(v) === undefined, { error: (iss) => rateError(iss.input as string) ?? 'invalid rate' }).optional(),
+            }),
+          ],
+          { error: "expected a pool size, or { concurrency, rate: '50/min' }" },
+        ),
+      )
+      .optional(),
     models: nonEmptyRecord(model, 'models'),
     datasets: nonEmptyRecord(dataset, 'datasets'),
     steps: nonEmptyRecord(step, 'steps'),
@@ -189,6 +214,9 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
   const stepNames = Object.keys(c.steps)
   const datasetNames = Object.keys(c.datasets)
   const pools = c.pools ?? {}
+  for (const [m, mc] of Object.entries(c.models))
+    if (mc.pool !== undefined && !(mc.pool in pools))
+      throw err(`models.${m}.pool`, `unknown pool "${mc.pool}"`, Object.keys(pools).length ? `declared pools: ${Object.keys(pools).join(', ')}` : "declare it under pools: { name: { concurrency, rate: '50/min' } }")
   for (const [m, mc] of Object.entries(c.models)) {
     const params = mc.params && typeof mc.params === 'object' ? (mc.params as Record<string, unknown>) : {}
     for (const k of Object.keys(mc.unhashed ?? {}))
@@ -252,11 +280,12 @@ export function validateConfig(raw: unknown, file: string, workspace: string, de
     file,
     workspace,
     jobs: c.jobs ?? defaultJobs,
-    pools,
+    pools: Object.fromEntries(Object.entries(pools).flatMap(([n, p]) => (typeof p === 'number' ? [[n, p]] : p.concurrency !== undefined ? [[n, p.concurrency]] : []))),
+    poolRates: Object.fromEntries(Object.entries(pools).flatMap(([n, p]) => (typeof p === 'object' && p.rate !== undefined ? [[n, parseRate(p.rate)]] : []))),
     models: Object.fromEntries(
       Object.entries(c.models).map(([name, m]) => [
         name,
-        { name, params: (m.params ?? {}) as Record<string, unknown>, unhashed: m.unhashed, env: m.env ?? {}, concurrency: m.concurrency, datasets: m.datasets ?? datasetNames, samples: m.samples ?? c.samples ?? 1 },
+        { name, params: (m.params ?? {}) as Record<string, unknown>, unhashed: m.unhashed, env: m.env ?? {}, concurrency: m.concurrency, datasets: m.datasets ?? datasetNames, samples: m.samples ?? c.samples ?? 1, pool: m.pool },
       ]),
     ),
     datasets: Object.fromEntries(Object.entries(c.datasets).map(([name, d]) => [name, { ...d, name }])),

@@ -30,6 +30,8 @@ export interface ModelConfig {
   datasets?: string[]
   /** Runs of each instance, each its own target (default: the workspace's `samples`, else 1). */
   samples?: number
+  /** A pool every step of this model counts against (a provider's rate limit), besides the step's own. */
+  pool?: string
 }
 
 export interface DatasetConfig {
@@ -104,7 +106,8 @@ export type ExecutorConfig =
 
 export interface UserConfig {
   jobs?: number
-  pools?: Record<string, number>
+  /** Named limits: a size (steps at once), or { concurrency, rate: '50/min' } (starts per window, across every velora process of the workspace). */
+  pools?: Record<string, number | PoolConfig>
   models: Record<string, ModelConfig>
   datasets: Record<string, DatasetConfig>
   steps: Record<string, StepConfig>
@@ -120,6 +123,13 @@ export interface UserConfig {
   budget?: BudgetConfig
   /** Runs of each instance per model (default 1); a model's `samples` overrides. */
   samples?: number
+}
+
+export interface PoolConfig {
+  /** Steps of the pool at once (adapts down on rate-limit errors, then grows back). */
+  concurrency?: number
+  /** Step starts per window: '50/min', '5/s', '1000/h'. */
+  rate?: string
 }
 
 export interface BudgetConfig {
@@ -154,8 +164,11 @@ export interface ResolvedConfig {
   file: string
   workspace: string
   jobs: number
+  /** Pool sizes (concurrency), for the pools that have one. */
   pools: Record<string, number>
-  models: Record<string, Required<Pick<ModelConfig, 'env'>> & { name: string; params: Record<string, unknown>; unhashed?: Record<string, unknown>; concurrency?: number; datasets: string[]; samples: number }>
+  /** Start rates of the pools that have one. */
+  poolRates: Record<string, { count: number; windowMs: number }>
+  models: Record<string, Required<Pick<ModelConfig, 'env'>> & { name: string; params: Record<string, unknown>; unhashed?: Record<string, unknown>; concurrency?: number; datasets: string[]; samples: number; pool?: string }>
   datasets: Record<string, DatasetConfig & { name: string; idField?: string }>
   /** Steps in a topological order of `needs`. */
   steps: ResolvedStep[]

@@ -32,6 +32,7 @@ import { DEFAULT_INFRA_BACKOFF_MS } from '../outcome/rules.js'
 import { BudgetTracker, budgetCheck, formatRefusal, type BudgetLine, type Refusal } from '../spend/budget.js'
 import { USAGE_FILE, readUsage, type AttemptUsage } from '../spend/usage.js'
 import { spendOf, usageList } from '../spend/spend.js'
+import { AdaptiveLimit, RatePool } from '../store/rate.js'
 import { readJsonHead, readTail } from '../store/read.js'
 
 export interface BuildOptions extends WorkspaceOptions {
@@ -132,6 +133,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   // (tests make retries quick with VELORA_RETRY_BACKOFF_MS; infra errors wait 5 s first otherwise)
   const infraBackoffDefault = Number(process.env.VELORA_RETRY_BACKOFF_MS) || DEFAULT_INFRA_BACKOFF_MS
+  const modelPools = new Map(Object.values(config.models).map((m) => [m.name, m.pool === undefined ? undefined : [m.pool]]))
+  const modelPool = (m: string) => modelPools.get(m)
   const units: Unit[] = []
   const unitInfo: { target: Target; step: ResolvedStep }[] = []
   const planned: PlannedStep[] = []
@@ -151,7 +154,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       unitOf ??= new Map()
       unitOf.set(step.name, id)
       units.push({
-        id, model: t.model, step: step.name, pool: step.pool, retries: step.retries, infraRetries: step.classifier.infraRetries, infraBackoffMs: step.classifier.infraBackoffMs ?? infraBackoffDefault,
+        id, model: t.model, step: step.name, pool: step.pool, pools: modelPool(t.model), retries: step.retries, infraRetries: step.classifier.infraRetries, infraBackoffMs: step.classifier.infraBackoffMs ?? infraBackoffDefault,
         needs: step.needs.filter((n) => unitOf!.has(n)).map((n) => unitOf!.get(n)!),
       })
       unitInfo.push({ target: t, step })
@@ -236,9 +239,29 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const budget = config.budget && spend ? new BudgetTracker(config.budget, spend.costs) : undefined
   if (budget) for (const [m, t, c] of spend!.byTarget) budget.add(m, t, c)
   const budgetNotRun: string[] = []
+  const throttled = new Map<string, number>()
+  // rate pools: starts per window counted in a file every velora process of the workspace shares;
+  // pools with a size adapt it (halved on a rate-limit error, grown back by successes)
+  const rates = Object.fromEntries(
+    Object.entries(config.poolRates).map(([name, rate]) => {
+      const pool = new RatePool(path.join(targetsRoot, `.velora-rate.${name}`), rate)
+      return [name, { take: () => pool.tryTake() }]
+    }),
+  )
+  const adaptive = Object.fromEntries(Object.entries(config.pools).map(([name, size]) => [name, new AdaptiveLimit(size, { windowMs: 2000 })]))
   const scheduler = new Scheduler(
     units,
-    { jobs, modelConcurrency: Object.fromEntries(Object.values(config.models).map((m) => [m.name, m.concurrency])), pools: config.pools, failFast: opts.failFast },
+    {
+      jobs, modelConcurrency: Object.fromEntries(Object.values(config.models).map((m) => [m.name, m.concurrency])), pools: config.pools, failFast: opts.failFast,
+      rates, adaptive,
+      onThrottle: (pool, limit, max) => {
+        const p = throttled.get(pool)
+        if (limit < max && (p === undefined || limit < p)) record({ type: 'notice', time: Date.now(), message: `pool ${pool}: rate limited; ${limit} of its ${max} steps at once until it recovers` })
+        if (limit >= max && p !== undefined) record({ type: 'notice', time: Date.now(), message: `pool ${pool}: recovered, ${max} steps at once again` })
+        if (limit >= max) throttled.delete(pool)
+        else throttled.set(pool, Math.min(limit, p ?? limit))
+      },
+    },
     {
       // (an attempt that ended before its usage was read costs nothing: the budget hears so)
       runUnit: (u, attempt, lane, release) => runStep(u, attempt, lane, release).finally(() => budget?.finished(u.id, undefined)),

@@ -57,6 +57,7 @@ export interface StepRecord {
   timedOut?: boolean
   /** What each attempt cost (spend/usage.ts), every build's, oldest first. */
   usage?: AttemptUsage[]
+  adopted?: { at: string; from: string }
 }
 
 export interface TargetRecord {

@@ -19,6 +19,7 @@ export function fakeConfig(over: Partial<ResolvedConfig> = {}): ResolvedConfig {
     workspace: '/ws',
     jobs: 4,
     pools: {},
+    poolRates: {},
     models: {
       opus: { name: 'opus', params: { temperature: 0 }, env: {}, datasets: ['lite'], samples: 1 },
       gpt: { name: 'gpt', params: { temperature: 0 }, env: {}, datasets: ['lite'], samples: 1 },
