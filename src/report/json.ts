@@ -17,6 +17,8 @@ export interface StepJson {
   class: OutcomeClass | null
   /** What classified it (`log matched /429/`). */
   matched?: string
+  /** Recorded as up to date by `velora adopt` (when, and the hash it had before), until it next runs. */
+  adopted?: { at: string; from: string }
   jobId?: string
   node?: string
 }
@@ -90,6 +92,7 @@ export function targetJson(ts: TargetStatus, stepFilter?: Set<string>, costName?
       class: s.judgement?.class ?? null,
     }
     if (s.judgement?.matched) j.matched = s.judgement.matched
+    if (r?.adopted) j.adopted = r.adopted
     if (r?.jobId) {
       j.jobId = r.jobId
       j.node = r.node

@@ -195,8 +195,12 @@ export function statusText(config: ResolvedConfig, status: StatusJson, c: ChalkI
     // every step not built, with its reasons, and every model failure with what judged it
     const lines = status.targets.flatMap((t) =>
       Object.entries(t.steps)
-        .filter(([, s]) => s.state !== 'built' || s.class === 'model')
-        .map(([n, s]) => `${t.id}:${n}  ${s.state === 'built' ? `model failure (a result; not rerun): ${s.matched ?? 'model'}` : s.reasons.join('; ')}`),
+        .filter(([, s]) => s.state !== 'built' || s.class === 'model' || s.adopted)
+        .map(([n, s]) => {
+          if (s.state !== 'built') return `${t.id}:${n}  ${s.reasons.join('; ')}`
+          const adopted = s.adopted ? `adopted ${s.adopted.at} (its outputs recorded as up to date under the new hash; was ${s.adopted.from.slice(0, 12)})` : ''
+          return `${t.id}:${n}  ${[s.class === 'model' ? `model failure (a result; not rerun): ${s.matched ?? 'model'}` : '', adopted].filter(Boolean).join('; ')}`
+        }),
     )
     if (lines.length) out.push('', ...lines)
   }

@@ -77,6 +77,9 @@ describe('velora adopt', () => {
     expect({ ...inf, hash: 0, builtHash: 0, fingerprint: 0, adopted: 0 }).toEqual({ ...was.steps.infer, hash: 0, builtHash: 0, fingerprint: 0, adopted: 0 })
     // eval was not stale in itself: untouched
     expect(rec.steps.eval).toEqual(was.steps.eval)
+    // status --json and --explain say it was adopted
+    expect(st.targets.find((t: any) => t.id === 'opus/lite/django__django-1').steps.infer.adopted).toEqual(inf.adopted)
+    expect(velora(dir, ['status', '--explain']).stdout).toMatch(new RegExp(`opus/lite/django__django-1:infer  adopted ${inf.adopted.at.replace(/[.]/g, '\\.')} \\(its outputs recorded as up to date under the new hash; was ${was.steps.infer.hash.slice(0, 12)}\\)`))
 
     resetCalls(dir)
     const b = velora(dir, ['build'])
