@@ -113,8 +113,8 @@ function holderFor(root: string, session: string | undefined): Holder | null {
   return h
 }
 
-/** Holder files of processes that died on this host (their locks, if any, are taken over as dead). */
-function removeDeadHolders(root: string) {
+/** Holder files (`<prefix><host>.<pid>.<8 hex>`) of processes that died on this host (their locks, if any, are taken over as dead). */
+export function removeDeadHolders(root: string, prefix = HOLDER_PREFIX) {
   let names: string[]
   try {
     names = readdirSync(root)
@@ -122,8 +122,8 @@ function removeDeadHolders(root: string) {
     return
   }
   for (const n of names) {
-    if (!n.startsWith(HOLDER_PREFIX)) continue
-    const m = /^(.*)\.(\d+)\.[0-9a-f]{8}$/.exec(n.slice(HOLDER_PREFIX.length))
+    if (!n.startsWith(prefix)) continue
+    const m = /^(.*)\.(\d+)\.[0-9a-f]{8}$/.exec(n.slice(prefix.length))
     if (m && m[1] === HOST && Number(m[2]) !== process.pid && !pidAlive(Number(m[2]))) {
       try {
         unlinkSync(path.join(root, n))

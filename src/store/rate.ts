@@ -24,9 +24,9 @@
 //   taken over: one take too many is the worst that can come of it.)
 // Pure-ish: no timers, no scheduler; the clock can be injected (tryTake(now)).
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
-import { HOST, pidAlive } from './lock.js'
+import { HOST, pidAlive, removeDeadHolders } from './lock.js'
 
 export interface Rate {
   count: number
@@ -78,7 +78,7 @@ let exitHook = false
 function holderIn(dir: string): Holder | null {
   let h = holders.get(dir)
   if (h !== undefined) return h
-  removeDeadHolders(dir)
+  removeDeadHolders(dir, HOLDER_PREFIX)
   const file = path.join(dir, `${HOLDER_PREFIX}${HOST}.${process.pid}.${randomBytes(4).toString('hex')}`)
   writeFileSync(file, JSON.stringify({ pid: process.pid, host: HOST }))
   const st = lstatSync(file)
@@ -94,23 +94,6 @@ function holderIn(dir: string): Holder | null {
     })
   }
   return h
-}
-
-function removeDeadHolders(dir: string) {
-  let names: string[]
-  try {
-    names = readdirSync(dir)
-  } catch {
-    return
-  }
-  for (const n of names) {
-    if (!n.startsWith(HOLDER_PREFIX)) continue
-    const m = /^(.*)\.(\d+)\.[0-9a-f]{8}$/.exec(n.slice(HOLDER_PREFIX.length))
-    if (m && m[1] === HOST && Number(m[2]) !== process.pid && !pidAlive(Number(m[2])))
-      try {
-        unlinkSync(path.join(dir, n))
-      } catch {}
-  }
 }
 
 let ioBuf = Buffer.allocUnsafe(16 << 10)
