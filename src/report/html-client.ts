@@ -1,5 +1,6 @@
-// The inline CSS and browser script of report.html: draws the target grid and the timeline
-// from the embedded JSON, with tooltips and log links. Plain ES2017, no network, no libraries.
+// The inline CSS and browser script of report.html: draws the model × instance matrix, the target
+// grid and the timeline from the embedded JSON, with tooltips and log links. Plain ES2017, no
+// network, no libraries.
 
 export const CLIENT_CSS = `
 :root{--built:#2da44e;--uptodate:#9be9a8;--model:#8250df;--infra:#e16f24;--failed:#cf222e;--timeout:#bf3989;--interrupted:#d4a72c;--blocked:#8c959f;--stale:#c6cdd5;--missing:#e6e9ed;--running:#0969da;
@@ -23,9 +24,9 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
 .b-cached{background:var(--cached)}.b-failed{background:var(--failed)}.b-timeout{background:var(--timeout)}.b-interrupted{background:var(--interrupted)}.b-retried{background:var(--retried)}.b-infra{background:var(--infra)}.b-model{background:var(--model)}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12.5px;color:var(--muted);margin-bottom:8px}
 table.models{border-collapse:collapse;font-size:13px}table.models th,table.models td{padding:4px 10px;border-bottom:1px solid var(--border);text-align:left;white-space:nowrap}
-table.models td.n{text-align:right;font-variant-numeric:tabular-nums}td.c-error{color:var(--failed)}td.c-infra{color:var(--infra)}td.c-model{color:var(--model)}td.zero{color:var(--muted)}td.total{font-weight:600}td.over{color:var(--muted);font-size:12.5px;white-space:normal;min-width:200px}
-.sbar{display:flex;width:260px;height:14px;border-radius:3px;overflow:hidden;background:var(--missing)}.sbar i{display:block;height:100%}
-.mbar{display:inline-block;width:110px;height:10px;margin-right:6px;vertical-align:-1px;background:var(--panel);border:1px solid var(--border);border-radius:3px;overflow:hidden}.mbar i{display:block;height:100%}
+table.models td.n{text-align:right;font-variant-numeric:tabular-nums}td.c-error{color:var(--failed)}td.c-infra{color:var(--infra)}td.c-model{color:var(--model)}td.zero{color:var(--muted)}td.total{font-weight:600}table.models td.over{color:var(--muted);font-size:12.5px;white-space:normal;min-width:190px}
+.sbar{display:flex;width:150px;height:14px;border-radius:3px;overflow:hidden;background:var(--missing)}.sbar i{display:block;height:100%}
+.mbar{display:inline-block;width:80px;height:10px;margin-right:6px;vertical-align:-1px;background:var(--panel);border:1px solid var(--border);border-radius:3px;overflow:hidden}.mbar i{display:block;height:100%}
 td.metric span{font-variant-numeric:tabular-nums}
 .grow{display:flex;gap:8px;align-items:flex-start;margin-bottom:6px}.glabel{flex:none;width:110px;font-weight:600;overflow:hidden;text-overflow:ellipsis}
 .gcells{display:flex;flex-wrap:wrap;gap:2px;flex:1}
@@ -39,6 +40,24 @@ pre.tail{margin:6px 0 2px;background:#0d1117;color:#e6edf3;padding:8px 10px;bord
 .ok{color:var(--built)}
 footer{color:var(--muted);font-size:12px;padding:20px}
 #tip{position:fixed;display:none;pointer-events:none;z-index:10;max-width:560px;background:#1f2328;color:#fff;padding:6px 9px;border-radius:6px;font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;box-shadow:0 3px 12px rgba(0,0,0,.25)}
+#matrix{max-height:560px;overflow:auto;border:1px solid var(--border);border-radius:6px;display:inline-block;max-width:100%;vertical-align:top}
+.mx-controls{display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center;font-size:13px;margin-bottom:8px}.mx-controls label{cursor:pointer}#mx-counts{color:var(--muted)}
+table.mx{border-collapse:separate;border-spacing:0;font-size:12.5px;table-layout:fixed}
+table.mx th,table.mx td{padding:2px 8px;border-bottom:1px solid #eaeef2;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+table.mx tbody td,table.mx tbody th{height:22px;line-height:17px}table.mx tr.sp td{height:auto;padding:0;border:0}td.empty{color:var(--muted);padding:8px}
+table.mx thead th{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(--border);text-align:center;vertical-align:bottom;font-weight:600}
+table.mx thead th small{display:block;font-weight:400;font-size:11.5px}
+table.mx th.inst{position:sticky;left:0;z-index:1;background:#fff;text-align:left;font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
+table.mx thead th.inst{z-index:3;font:600 12.5px system-ui,sans-serif}
+td.mx{text-align:center;font-variant-numeric:tabular-nums}td.mx[data-t]{cursor:pointer}td.mx:hover{outline:2px solid var(--fg);outline-offset:-2px}
+td.mx.pass,.mxk.pass{background:var(--built);color:#fff}
+td.mx.fail,.mxk.fail{background:#ffebe9;color:var(--failed)}
+td.mx.none,.mxk.none{background:repeating-linear-gradient(135deg,#f6f8fa 0 4px,#eaeef2 4px 8px);color:var(--muted);font-size:11.5px}
+td.mx.none.w-infra{color:var(--infra)}td.mx.none.w-error{color:var(--failed)}
+td.mx.partial{box-shadow:inset 0 0 0 1px var(--infra)}
+.mxk{display:inline-block;min-width:24px;padding:0 4px;margin-right:4px;border-radius:3px;font-style:normal;text-align:center;font-size:11.5px}.mxk.share{color:#1f2328}.mxk.flipk,td.flipm{color:#9a6700;font-weight:700}
+table.mx td.flipm,table.mx th.flipm{text-align:center;padding:2px 0;text-overflow:clip}
+tr.flip td.flipm,tr.flip th.inst{background:#fff8c5}tr.flip th.inst{font-weight:700;box-shadow:inset 3px 0 #bf8700}tr.flip td,tr.flip th{border-bottom-color:#d4a72c}
 #tip .b{font-weight:700}#tip .dim{color:#9da7b3}#tip .k-model{color:#c297ff}#tip .k-infra{color:#ffa657}
 `
 
@@ -65,7 +84,7 @@ export const CLIENT_JS = String.raw`
   var OUTCOME_COLOR = { cached: color('cached'), failed: color('failed'), timeout: color('timeout'), interrupted: color('interrupted'), retried: color('retried'), infra: color('infra'), model: color('model') };
   var tip = document.getElementById('tip');
 
-  function targetId(i) { var r = D.targets[i]; return D.models[r[0]] + '/' + D.datasets[r[1]] + '/' + r[2]; }
+  function targetId(i) { var r = D.targets[i]; return D.models[r[0]] + '/' + D.datasets[r[1]] + '/' + r[2] + (r[7] > 1 ? '~' + r[7] : ''); }
   function logHref(i, step) {
     var parts = (D.logBase ? D.logBase.split('/') : []).concat(targetId(i).split('/'), [step + '.log']);
     return parts.map(function (p) { return p === '..' ? p : encodeURIComponent(p); }).join('/');
@@ -143,7 +162,7 @@ export const CLIENT_JS = String.raw`
 
   var byModel = D.models.map(function () { return []; });
   D.targets.forEach(function (r, i) { byModel[r[0]].push(i); });
-  var api = { gridMode: D.targets.length > DOM_LIMIT ? 'canvas' : 'dom', cellCenter: null, barCenter: null };
+  var api = { gridMode: D.targets.length > DOM_LIMIT ? 'canvas' : 'dom', cellCenter: null, barCenter: null, matrix: null };
   window.velora = api;
 
   function domGrid(root) {
@@ -235,6 +254,193 @@ export const CLIENT_JS = String.raw`
     return draw;
   }
 
+  // ---- the model × instance matrix: a row per instance (dataset/instance), a column per model ----
+  // A cell is the instance's score on the first rate metric: pass or fail, with samples the share
+  // of the samples with a result that passed; or why there is none (infra, error, missing, ...).
+  // Models disagree on an instance when two of them have different scores (what velora compare
+  // counts fixed or regressed); those rows stand out, and sort first.
+  // Above MATRIX_LIMIT instances only the disagreeing ones are drawn (at most MATRIX_LIMIT rows).
+  var MATRIX_LIMIT = 5000;
+  var PASS_RGB = [45, 164, 78], FAIL_RGB = [255, 235, 233];
+  var MISSING = STATES.indexOf('missing');
+  function pct(v) { return (v * 100).toFixed(1) + '%'; }
+  function esc(s) { return String(s).replace(/[&<>"']/g, function (ch) { return '&#' + ch.charCodeAt(0) + ';'; }); }
+  function num(n) { return n.toLocaleString('en-US'); }
+  /** The rows of the matrix from the target rows; null without a rate metric. */
+  function matrixOf() {
+    var mi = -1;
+    for (var k = 0; k < D.metrics.length; k++) if (D.metrics[k].agg === 'rate') { mi = k; break; }
+    if (mi < 0) return null;
+    var nM = D.models.length, rows = [], byKey = new Map(), has = D.models.map(function () { return false; });
+    var sampled = D.models.map(function (_, m) { var st = D.modelStats[m]; return !!(st && st.samples > 1); });
+    for (var i = 0; i < D.targets.length; i++) {
+      var r = D.targets[i], key = r[1] + '\u0000' + r[2], row = byKey.get(key);
+      if (!row) { row = { ds: r[1], key: r[2], cells: new Array(nM), order: rows.length, flip: false }; byKey.set(key, row); rows.push(row); }
+      has[r[0]] = true;
+      if (r[7] > 1) sampled[r[0]] = true;
+      var c = row.cells[r[0]] || (row.cells[r[0]] = { pass: 0, n: 0, model: 0, t: [], why: [] });
+      c.t.push(i);
+      var cls = CLASSES[r[6]], v = r[5][mi];
+      // (as the model's rate: a model failure without the value counts as a fail)
+      if ((cls === 'ok' && v != null) || cls === 'model') { c.n++; if (v) c.pass++; if (cls === 'model') c.model++; }
+      else c.why.push(cls === 'ok' ? 'no value' : cls === 'infra' || cls === 'error' ? cls : r[3] === MISSING ? 'missing' : STATES[r[3]]);
+    }
+    var cols = [], flips = 0, open = 0;
+    for (var m = 0; m < nM; m++) if (has[m]) cols.push(m);
+    rows.forEach(function (row) {
+      var lo = 2, hi = -1, none = false;
+      cols.forEach(function (m) {
+        var c = row.cells[m];
+        if (!c || !c.n) { none = true; return; }
+        var s = c.pass / c.n;
+        if (s < lo) lo = s;
+        if (s > hi) hi = s;
+      });
+      row.flip = hi > lo;
+      if (row.flip) flips++;
+      if (none) open++;
+    });
+    return { metric: D.metrics[mi].name, cols: cols, rows: rows, flips: flips, open: open, sampled: sampled };
+  }
+  function shareColor(s) {
+    var c = PASS_RGB.map(function (p, k) { return Math.round(FAIL_RGB[k] + (p - FAIL_RGB[k]) * s); });
+    return 'rgb(' + c.join(',') + ')';
+  }
+  function whyText(c) {
+    if (!c) return 'missing';
+    var seen = {};
+    return c.why.filter(function (w) { return seen[w] ? false : (seen[w] = true); }).join(', ');
+  }
+  function cellHtml(M, row, m, ri) {
+    var c = row.cells[m], attrs = ' data-r="' + ri + '" data-m="' + m + '"';
+    if (c && c.t.length === 1 && primaryStep(c.t[0]) >= 0) attrs += ' data-t="' + c.t[0] + '"';
+    if (!c || !c.n) { var w = whyText(c); return '<td class="mx none w-' + esc(w.split(',')[0].replace(/ /g, '-')) + '"' + attrs + ' data-v="' + esc(w) + '">' + esc(w) + '</td>'; }
+    var partial = c.t.length > c.n ? ' partial' : '', mf = c.model ? '◆' : '';
+    if (!M.sampled[m]) return c.pass ? '<td class="mx pass' + partial + '"' + attrs + ' data-v="pass">✓' + mf + '</td>' : '<td class="mx fail' + partial + '"' + attrs + ' data-v="fail">✗' + mf + '</td>';
+    var s = c.pass / c.n, v = c.pass + '/' + c.n;
+    return '<td class="mx share' + partial + '"' + attrs + ' data-v="' + v + '" style="background:' + shareColor(s) + ';color:' + (s >= 0.6 ? '#fff' : '#1f2328') + '">' + v + mf + '</td>';
+  }
+  /** A model's column head: its name, the rate with its Wilson interval and n; pass@k and pass^k with samples. */
+  function headOf(M, m) {
+    var st = D.modelStats[m] || {}, r = st.rates && st.rates[M.metric], lines = [], title = M.metric;
+    if (r && r.rate != null) {
+      lines.push(pct(r.rate) + (r.ci95 ? ' [' + pct(r.ci95[0]) + '–' + pct(r.ci95[1]) + ']' : ''));
+      title += ' ' + pct(r.rate) + ' over ' + r.n + ' results' + (r.ci95 ? ', 95% Wilson CI ' + pct(r.ci95[0]) + '–' + pct(r.ci95[1]) : '');
+      var ks = Object.keys(r.passAtK || {}).map(Number), kmax = ks.length ? Math.max.apply(null, ks) : 0;
+      if (kmax > 1) {
+        lines.push('pass@' + kmax + ' ' + pct(r.passAtK[kmax]) + ' · pass^' + kmax + ' ' + pct(r.passHatK[kmax]));
+        title += '; pass@' + kmax + ' ' + pct(r.passAtK[kmax]) + ', pass^' + kmax + ' ' + pct(r.passHatK[kmax]);
+      }
+      lines.push('n ' + r.n);
+    } else if (st.metrics && st.metrics[M.metric] != null) lines.push(pct(st.metrics[M.metric]));
+    else lines.push('no results');
+    return {
+      html: '<th data-model="' + esc(D.models[m]) + '" title="' + esc(title) + '"><i class="sw" style="background:var(--m' + (m % 10) + ')"></i>' + esc(D.models[m]) + lines.map(function (l) { return '<small>' + esc(l) + '</small>'; }).join('') + '</th>',
+      width: Math.max(textWidth('600 12.5px system-ui, sans-serif', D.models[m]) + 14, Math.max.apply(null, lines.map(function (l) { return textWidth('11.5px system-ui, sans-serif', l); }))),
+    };
+  }
+  var measurer = null;
+  function textWidth(font, s) {
+    measurer = measurer || document.createElement('canvas').getContext('2d');
+    measurer.font = font;
+    return Math.ceil(measurer.measureText(s).width);
+  }
+  function outcomeText(i, mi) {
+    var r = D.targets[i], cls = CLASSES[r[6]], v = r[5][mi], j = '';
+    r[4].forEach(function (s) { if (!j && s && (CLASSES[s[5]] === 'model' || CLASSES[s[5]] === 'infra') && s[6]) j = ' (' + s[6] + ')'; });
+    if (cls === 'ok') return v == null ? 'no value' : v ? 'pass' : 'fail';
+    if (cls === 'model') return (v ? 'pass' : 'fail') + ', model failure' + j;
+    if (cls === 'infra') return 'no result: infra error' + j;
+    if (cls === 'error') return 'no result: error (' + LABEL[STATES[r[3]]] + ')';
+    return 'no result: ' + LABEL[STATES[r[3]]];
+  }
+  function matrix(root) {
+    var M = matrixOf();
+    if (!M) return;
+    var mi = D.metrics.findIndex(function (x) { return x.name === M.metric; });
+    var only = document.getElementById('mx-only'), sort = document.getElementById('mx-sort'), note = document.getElementById('mx-note'), counts = document.getElementById('mx-counts');
+    var big = M.rows.length > MATRIX_LIMIT;
+    counts.textContent = num(M.rows.length) + ' instances · ' + num(M.flips) + ' where models disagree' + (M.open ? ' · ' + num(M.open) + ' without a result for some model' : '');
+    only.parentNode.lastChild.textContent = ' only instances where models disagree (' + num(M.flips) + ')';
+    if (big) {
+      only.checked = true; only.disabled = true;
+      note.hidden = false;
+      note.textContent = num(M.rows.length) + ' instances: only the ' + num(Math.min(M.flips, MATRIX_LIMIT)) + (M.flips > MATRIX_LIMIT ? ' first of the ' + num(M.flips) : '') + ' where models disagree are shown, so that the page stays fast.';
+    }
+    // Only the rows in view (and OVERSCAN on each side) are in the DOM, between two spacer rows:
+    // 2,294 rows × 10 models as elements would take most of a second to lay out. Columns have fixed
+    // widths (measured), so they do not move as rows come and go.
+    var heads = M.cols.map(function (m) { return headOf(M, m); }), longest = 'instance';
+    M.rows.forEach(function (r) { if (D.datasets[r.ds].length + 1 + r.key.length > longest.length) longest = D.datasets[r.ds] + '/' + r.key; });
+    var widths = [26, Math.max(90, Math.min(440, textWidth('12px ui-monospace, SFMono-Regular, Menlo, monospace', longest) + 22))].concat(heads.map(function (h) { return Math.max(76, h.width + 22); }));
+    var table = document.createElement('table');
+    table.className = 'mx';
+    table.style.width = widths.reduce(function (a, b) { return a + b; }, 0) + 'px';
+    table.innerHTML = '<colgroup>' + widths.map(function (w) { return '<col style="width:' + w + 'px">'; }).join('') + '</colgroup><thead><tr><th class="flipm" title="models disagree">≠</th><th class="inst">instance</th>' + heads.map(function (h) { return h.html; }).join('') + '</tr></thead><tbody></tbody>';
+    var tbody = table.tBodies[0], span = M.cols.length + 2;
+    var ROW_H = 22, OVERSCAN = 20, list = [], first = -1, last = -1, raf = 0;
+    function rowHtml(row) {
+      var name = D.datasets[row.ds] + '/' + row.key, cells = '';
+      for (var j = 0; j < M.cols.length; j++) cells += cellHtml(M, row, M.cols[j], row.order);
+      return '<tr data-instance="' + esc(name) + '"' + (row.flip ? ' class="flip"' : '') + '><td class="flipm"' + (row.flip ? ' title="models disagree">≠' : '>') + '</td><th class="inst" title="' + esc(name) + '">' + esc(name) + '</th>' + cells + '</tr>';
+    }
+    function spacer(h) { return '<tr class="sp" style="height:' + h + 'px"><td colspan="' + span + '"></td></tr>'; }
+    function paint(force) {
+      var top = Math.max(0, root.scrollTop - table.tHead.offsetHeight), h = root.clientHeight || 560;
+      var f = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN), l = Math.min(list.length, Math.ceil((top + h) / ROW_H) + OVERSCAN);
+      if (!force && f === first && l === last) return;
+      first = f; last = l;
+      var html = [];
+      if (f > 0) html.push(spacer(f * ROW_H));
+      for (var k = f; k < l; k++) html.push(rowHtml(list[k]));
+      if (l < list.length) html.push(spacer((list.length - l) * ROW_H));
+      tbody.innerHTML = html.join('') || '<tr><td colspan="' + span + '" class="empty">No instance where models disagree.</td></tr>';
+    }
+    function draw() {
+      list = M.rows;
+      if (only.checked) list = list.filter(function (r) { return r.flip; });
+      else if (sort.value === 'flips') list = list.filter(function (r) { return r.flip; }).concat(list.filter(function (r) { return !r.flip; }));
+      if (list.length > MATRIX_LIMIT) list = list.slice(0, MATRIX_LIMIT);
+      api.matrix.shown = list.length;
+      root.scrollTop = 0;
+      paint(true);
+      // the real row height, once: the spacers stand for rows of it
+      var tr = tbody.querySelector('tr[data-instance]'), rh = tr ? tr.getBoundingClientRect().height : ROW_H;
+      if (rh > 0 && Math.abs(rh - ROW_H) > 0.25) { ROW_H = rh; paint(true); }
+    }
+    only.addEventListener('change', draw);
+    sort.addEventListener('change', draw);
+    root.addEventListener('scroll', function () { if (!raf) raf = requestAnimationFrame(function () { raf = 0; paint(false); }); });
+    api.matrix = {
+      metric: M.metric, instances: M.rows.length, flips: M.flips, shown: 0, limited: big,
+      /** The instances in the order shown (all of them, not only those in the DOM). */
+      order: function () { return list.map(function (r) { return D.datasets[r.ds] + '/' + r.key; }); },
+      /** Scroll the matrix to its k-th row and draw the rows around it now. */
+      scrollToRow: function (k) { root.scrollTop = k * ROW_H; paint(false); },
+    };
+    root.appendChild(table);
+    draw();
+    table.addEventListener('mouseover', function (e) {
+      var td = e.target.closest && e.target.closest('td.mx');
+      if (!td) { hideTip(); return; }
+      var row = M.rows[+td.dataset.r], m = +td.dataset.m, c = row.cells[m], lines = [[D.models[m] + ' · ' + D.datasets[row.ds] + '/' + row.key, 'b']];
+      if (!c) lines.push(['no target: not in this report (missing)']);
+      else {
+        if (c.n) lines.push([M.metric + ': ' + (M.sampled[m] ? c.pass + ' of ' + c.n + ' samples with a result passed' : c.pass ? 'pass' : 'fail') + (c.t.length > c.n ? '; ' + (c.t.length - c.n) + ' without a result (' + whyText(c) + ')' : '')]);
+        c.t.slice(0, 12).forEach(function (i) { lines.push(['  ' + targetId(i) + ': ' + outcomeText(i, mi), CLASSES[D.targets[i][6]] === 'model' ? 'k-model' : CLASSES[D.targets[i][6]] === 'infra' ? 'k-infra' : '']); });
+        if (c.t.length > 12) lines.push(['  … ' + (c.t.length - 12) + ' more samples', 'dim']);
+        if (td.dataset.t) lines.push(['click: open ' + D.steps[primaryStep(+td.dataset.t)] + '.log', 'dim']);
+      }
+      if (row.flip) lines.push(['models disagree on this instance', 'dim']);
+      showTip(lines, e.clientX, e.clientY);
+    });
+    table.addEventListener('mouseleave', hideTip);
+    table.addEventListener('click', function (e) {
+      var td = e.target.closest && e.target.closest('td.mx[data-t]');
+      if (td) location.href = logHref(+td.dataset.t, D.steps[primaryStep(+td.dataset.t)]);
+    });
+  }
+
   function niceStep(span, n) {
     var steps = [100, 250, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 144e5, 288e5, 864e5];
     for (var i = 0; i < steps.length; i++) if (span / steps[i] <= n) return steps[i];
@@ -306,6 +512,8 @@ export const CLIENT_JS = String.raw`
   }
 
   var redraws = [];
+  var matrixRoot = document.getElementById('matrix');
+  if (matrixRoot) { var mt0 = performance.now(); matrix(matrixRoot); if (api.matrix) api.matrix.ms = performance.now() - mt0; }
   var gridRoot = document.getElementById('grid');
   if (api.gridMode === 'dom') domGrid(gridRoot); else redraws.push(canvasGrid(gridRoot));
   var tl = timeline(document.getElementById('timeline'));

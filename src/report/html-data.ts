@@ -6,7 +6,7 @@ import type { SessionInfo } from '../store/session.js'
 import type { BuildEvent } from './events.js'
 import type { TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
-import { NOT_BUILT, resultClass, selectedState, targetMetrics, type StatusJson } from './json.js'
+import { NOT_BUILT, resultClass, selectedState, targetMetrics, type RateStats, type StatusJson } from './json.js'
 import { tail } from './summary.js'
 import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
 
@@ -41,8 +41,11 @@ export function cellKind(row: TargetRow): CellKind {
  * to say: the class only for a model failure or an infra error (else it follows from the state).
  */
 export type StepRow = [number, number, number | null, number | null, (string | 0)?, number?, string?] | null
-/** [model idx, dataset idx, instance key, state code, steps (aligned with `steps`), metrics (aligned with `metrics`), class code (-1: no result yet)] */
-export type TargetRow = [number, number, string, number, StepRow[], unknown[], number]
+/**
+ * [model idx, dataset idx, instance key, state code, steps (aligned with `steps`), metrics (aligned
+ * with `metrics`), class code (-1: no result yet), sample (only from sample 2: its id ends `~N`)]
+ */
+export type TargetRow = [number, number, string, number, StepRow[], unknown[], number, number?]
 
 export interface Failure {
   target: number
@@ -83,9 +86,17 @@ export interface ReportData {
   datasets: string[]
   /**
    * Per model: target counts by cell state, by result class (`outcomes`; `results` = ok + model, the
-   * targets its metrics are computed over), and the aggregated metrics.
+   * targets its metrics are computed over), the aggregated metrics, per `rate` metric its statistics
+   * (Wilson interval; pass@k and pass^k with samples), and its samples per instance when more than one.
    */
-  modelStats: { counts: Record<CellState | 'total', number>; outcomes: Record<OutcomeClass, number>; results: number; metrics: Record<string, number | null> }[]
+  modelStats: {
+    counts: Record<CellState | 'total', number>
+    outcomes: Record<OutcomeClass, number>
+    results: number
+    metrics: Record<string, number | null>
+    rates?: Record<string, RateStats>
+    samples?: number
+  }[]
   targets: TargetRow[]
   failures: Failure[]
   modelFailures: ModelFailure[]
@@ -126,7 +137,14 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     if (i < 0) i = list.push(v) - 1
     return i
   }
-  const modelStats: ReportData['modelStats'] = models.map((m) => newStats(modelCounts[m]?.metrics ?? {}))
+  const modelStats: ReportData['modelStats'] = models.map((m) => {
+    const st = newStats(modelCounts[m]?.metrics ?? {})
+    const rates = modelCounts[m]?.rates
+    if (rates && Object.keys(rates).length) st.rates = rates
+    const samples = config.models[m]?.samples
+    if (samples > 1) st.samples = samples
+    return st
+  })
   const targets: TargetRow[] = []
   const failures: Failure[] = []
   const modelFailures: ModelFailure[] = []
@@ -187,7 +205,9 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
       const values = targetMetrics(ts)
       metricRow = metrics.map((m) => values[m.name] ?? null)
     }
-    targets.push([mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow, cls ? CLASS_CODE[cls] : -1])
+    const row: TargetRow = [mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow, cls ? CLASS_CODE[cls] : -1]
+    if (t.sample > 1) row.push(t.sample)
+    targets.push(row)
     if (cls === 'model')
       for (const name in ts.steps) {
         const s = ts.steps[name]

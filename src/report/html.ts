@@ -9,6 +9,7 @@ import { formatDuration } from '../util.js'
 import { CLIENT_CSS, CLIENT_JS } from './html-client.js'
 import { BAR_OUTCOMES, buildReportData, CELL_KINDS, cellKind, type CellKind, type ReportData, type ReportInput } from './html-data.js'
 import { formatMetric } from './summary.js'
+import { sampleSuffix } from '../graph/graph.js'
 
 export const REPORT_FILE = 'report.html'
 export const REPORT_DATA_FILE = 'report-data.json'
@@ -32,7 +33,7 @@ export function logHref(data: ReportData, outDir: string, targetId: string, step
 }
 
 export function targetId(data: ReportData, row: ReportData['targets'][number]): string {
-  return `${data.models[row[0]]}/${data.datasets[row[1]]}/${row[2]}`
+  return `${data.models[row[0]]}/${data.datasets[row[1]]}/${row[2]}${sampleSuffix(row[7] ?? 1)}`
 }
 
 /** dataJson: JSON.stringify(data), when the caller has it already (1 MB at 20,000 targets). */
@@ -68,6 +69,7 @@ ${data.note ? `<p class="note">${esc(data.note)}</p>` : ''}
 </header>
 <main>
 <section id="models"><h2>Models</h2>${modelsTable(data)}</section>
+${matrixSection(data)}
 <section id="grid-section"><h2>Targets <small>${total} · one cell per target, coloured by state; hover for details, click for the log</small></h2>
 <div class="legend" id="grid-legend">${CELL_KINDS.map((k) => `<span data-kind="${k}"><i class="sw s-${k}"></i>${LABEL[k]}${k === 'model' ? ' <small>(a result)</small>' : k === 'infra' ? ' <small>(not a result, rerun)</small>' : ''}</span>`).join('')}</div>
 <div id="grid"></div></section>
@@ -83,6 +85,21 @@ ${modelFailuresHtml(data, outDir)}
 <script>${CLIENT_JS}</script>
 </body></html>
 `
+}
+
+/**
+ * The model × instance matrix on the first `rate` metric: the frame (controls, legend); the table is
+ * drawn by the client from the target rows. None without a rate metric.
+ */
+function matrixSection(data: ReportData): string {
+  const metric = data.metrics.find((m) => m.agg === 'rate')
+  if (!metric) return ''
+  const sampled = data.modelStats.some((m) => (m?.samples ?? 1) > 1) || data.targets.some((t) => (t[7] ?? 1) > 1)
+  return `<section id="matrix-section"><h2>Instances × models <small>${esc(metric.name)} per instance and model; instances where models disagree (some pass, some fail) stand out</small></h2>
+<div class="mx-controls"><label><input type="checkbox" id="mx-only"> only instances where models disagree</label><label>sort <select id="mx-sort"><option value="flips">disagreements first</option><option value="dataset">dataset order</option></select></label><span id="mx-counts"></span></div>
+<div class="legend" id="matrix-legend"><span><i class="mxk pass">✓</i>pass</span><span><i class="mxk fail">✗</i>fail</span><span><i class="mxk fail">✗◆</i>model failure (a result: fail)</span>${sampled ? `<span><i class="mxk share" style="background:#96c89b">2/3</i>samples that passed, of those with a result</span>` : ''}<span><i class="mxk none">infra</i>no result: infra error, error, missing…</span><span><i class="mxk flipk">≠</i>models disagree</span></div>
+<p class="note" id="mx-note" hidden></p>
+<div id="matrix"></div></section>`
 }
 
 function modelsTable(data: ReportData): string {

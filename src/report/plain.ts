@@ -2,6 +2,7 @@
 // `[ 12/300] ✓ opus/lite/astropy__astropy-12907 infer 41.2s`; infra errors and model failures say
 // what judged them: `[ 12/300] ↻ opus/lite/x infer infra (log matched /429/), retrying 1.2s`,
 // `[ 13/300] ◆ opus/lite/y infer model failure (output.jsonl error = "...") 0.8s`.
+// A step a budget kept from starting: `[4/6] · opus/lite/d infer not run (budget)`.
 import type { ChalkInstance } from 'chalk'
 import { formatDuration } from '../util.js'
 import type { BuildEvent } from './events.js'
@@ -57,6 +58,11 @@ export function plainReporter(write: (line: string) => void, c: ChalkInstance, o
         else if (e.outcome === 'timeout') tail = ` timed out${e.log ? ` (log: ${e.log})` : ''}`
         else if (e.outcome === 'cached') tail = ' up to date (needed outputs unchanged)'
         else if (e.outcome === 'blocked') tail = ' blocked (a needed step failed)'
+        else if (e.outcome === 'not-run' && e.error === 'budget') {
+          // a budget kept it from starting (spend/budget.ts): said once above, here per step
+          write(`${n} ${c.yellow(mark)} ${e.target} ${e.step}${dur}${c.yellow(' not run (budget)')}`)
+          return
+        }
         write(`${n} ${col(mark)} ${e.target} ${e.step}${dur}${col(tail)}`)
         return
       }

@@ -1,7 +1,9 @@
 // report.html as a person sees it: a real demo session opened from disk in Chromium (counts,
 // grid cells, a tooltip, a failure's log tail, no console errors, no network); a workspace with a
 // model failure, an infra error and an error (counts, legend, cell colours, tooltips, the failures
-// lists, the timeline); and 22,940 targets.
+// lists, the timeline); the model × instance matrix of three models with known results, one with
+// samples (cells, the flips highlighted, the filter, the sort); 22,940 targets; 12,000 targets (the
+// matrix shows only the flips); and the plain line of a step a budget kept from starting.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,6 +19,8 @@ import { makeWorkspace, removeWorkspace, requireOrSkip, ROOT, velora } from '../
 import { hasChromium, openBrowser, shotPath } from './browser.js'
 
 const chromiumOk = requireOrSkip(hasChromium, 'chromium (/usr/bin/chromium)')
+/** A screenshot that is not one of the README's: always in the temp folder. */
+const tmpShot = (name: string) => path.join(os.tmpdir(), `velora-${name}`)
 
 describe('report.html of a real demo session', () => {
   let ws: string
@@ -158,9 +162,17 @@ describe('report.html of a real demo session', () => {
       expect(b.errors).toEqual([])
       expect(b.requests.every((u) => u.startsWith('file://'))).toBe(true)
 
-      // the screenshot for the README: header, models, grid with a tooltip open
+      // the matrix: a row per django instance, the flips highlighted and first
+      const matrix = await page.evaluate(() => (window as any).velora.matrix)
+      expect(matrix).toMatchObject({ metric: 'resolved', instances: 28, shown: 28 })
+      expect(matrix.flips).toBeGreaterThan(0)
+      expect(await page.locator('#matrix tr.flip').count()).toBe(matrix.flips)
+      expect(await page.locator('#matrix tbody tr[data-instance]').nth(matrix.flips - 1).getAttribute('class')).toBe('flip')
+
+      // the screenshot for the README: header, models, the matrix with a flip's tooltip open, the grid
+      await page.setViewportSize({ width: 1280, height: 1480 })
       await page.evaluate(() => window.scrollTo(0, 0))
-      await page.locator('#grid .cell.s-infra[data-state="timeout"]').first().hover()
+      await page.locator('#matrix tr.flip td.mx').nth(1).hover()
       await page.screenshot({ path: shotPath('report.png') })
     } finally {
       await b.close()
@@ -340,7 +352,177 @@ describe('report.html of a build with a model failure, an infra error and an err
       // the screenshot: models, legend and grid with the infra error's tooltip open, the failures lists
       await page.evaluate(() => window.scrollTo(0, 0))
       await page.locator('#grid .cell.s-infra').hover()
-      await page.screenshot({ path: shotPath('report-classes.png'), fullPage: true })
+      await page.screenshot({ path: tmpShot('report-classes.png'), fullPage: true })
+    } finally {
+      await b.close()
+    }
+  })
+})
+
+// A tiny agent reading a table: per model and instance, per sample, what its eval says (1 pass,
+// 0 fail) or what goes wrong: '429' (an infra error), 'crash' (an error), 'overflow' (a model
+// failure: a result, scored a fail).
+const MATRIX_TABLE = {
+  opus: { i1: [1], i2: [1], i3: [0], i4: [0], i5: [1], i6: ['overflow'], i7: [1] },
+  gpt: { i1: [1], i2: [0], i3: [0], i4: [0], i5: ['429'], i6: [1], i7: ['crash'] },
+  kimi: { i1: [1, 1, 1], i2: [1, 1, 1], i3: [0, 0, 0], i4: [1, 0, 1], i5: [1, 1, 1], i6: [1, 'crash', 1], i7: [1, 1, 1] },
+}
+const MATRIX_AGENT = `
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+const e = process.env
+const TABLE = ${JSON.stringify(MATRIX_TABLE)}
+const does = TABLE[e.VELORA_MODEL][e.VELORA_INSTANCE_ID.replace('proj__', '')][Number(e.VELORA_SAMPLE) - 1]
+const out = (f, o) => writeFileSync(path.join(e.VELORA_OUT_DIR, f), JSON.stringify(o) + '\\n')
+if (e.VELORA_STEP === 'infer') {
+  if (does === '429') { console.error('429 Too Many Requests'); process.exit(1) }
+  if (does === 'crash') { console.error('Traceback: KeyError'); process.exit(2) }
+  out('output.jsonl', does === 'overflow' ? { error: 'context window exceeded', patch: '' } : { patch: 'diff', does })
+} else {
+  const prev = JSON.parse(readFileSync(path.join(e.VELORA_TARGET_DIR, 'output.jsonl'), 'utf8'))
+  out('eval_output.jsonl', { resolved: !prev.error && prev.does === 1 })
+}
+`
+
+describe('the model × instance matrix: 3 models with known results, one with 3 samples', () => {
+  let ws: string
+  let sessionDir: string
+  let data: ReportData
+  const instances = ['i1', 'i2', 'i3', 'i4', 'i5', 'i6', 'i7']
+  // what each cell shows (opus, gpt, kimi); kimi/lite/proj__i7 is not built (not selected): missing
+  const EXPECTED: Record<string, string[]> = {
+    i1: ['pass', 'pass', '3/3'],
+    i2: ['pass', 'fail', '3/3'],
+    i3: ['fail', 'fail', '0/3'],
+    i4: ['fail', 'fail', '2/3'],
+    i5: ['pass', 'infra', '3/3'],
+    i6: ['fail', 'pass', '2/2'],
+    i7: ['pass', 'error', 'missing'],
+  }
+  // the instances where some model passes and another fails (or their shares of samples differ)
+  const FLIPS = ['i2', 'i4', 'i6']
+
+  beforeAll(() => {
+    ws = makeWorkspace({ instances: instances.map((i) => ({ instance_id: `proj__${i}` })) })
+    writeFileSync(path.join(ws, 'table.mjs'), MATRIX_AGENT)
+    writeFileSync(
+      path.join(ws, 'sessions.config.ts'),
+      `import { defineConfig } from 'velora'
+export default defineConfig({
+  jobs: 4,
+  models: { opus: { params: { t: 0 } }, gpt: { params: { t: 0 } }, kimi: { params: { t: 0 }, samples: 3 } },
+  datasets: { lite: { path: 'data.jsonl' } },
+  steps: {
+    infer: { command: ['node', 'table.mjs'], outputs: ['output.jsonl'], inputs: ['table.mjs'] },
+    eval: { needs: ['infer'], command: ['node', 'table.mjs'], outputs: ['eval_output.jsonl'] },
+  },
+  metrics: { resolved: { step: 'eval', file: 'eval_output.jsonl', path: 'resolved', agg: 'rate' } },
+  classify: { infra: { when: [{ log: /429 Too Many Requests/ }], retries: 0 }, model: { when: [{ output: 'output.jsonl', path: 'error' }] } },
+})
+`,
+    )
+    const r = velora(ws, ['build', '--no-progress', 'opus', 'gpt', 'kimi/lite/proj__i[1-6]*'])
+    expect(r.code, r.stderr + r.stdout).toBe(1)
+    const sessions = path.join(ws, 'sessions')
+    sessionDir = path.join(sessions, readdirSync(sessions)[0])
+    data = JSON.parse(readFileSync(path.join(sessionDir, 'report-data.json'), 'utf8'))
+  }, 120_000)
+  afterAll(() => ws && removeWorkspace(ws))
+
+  it('keeps report-data.json compact: the sample only from sample 2, the rate statistics per model', () => {
+    const kimi = data.models.indexOf('kimi')
+    const rows = data.targets.filter((t) => t[0] === kimi && t[2] === 'proj__i4')
+    expect(rows.map((t) => t[7])).toEqual([undefined, 2, 3])
+    expect(data.targets.filter((t) => t[0] !== kimi).every((t) => t.length === 7)).toBe(true)
+    const rate = (m: string) => data.modelStats[data.models.indexOf(m)].rates!.resolved
+    // opus: 4 of 7 (its model failure a fail); gpt: 2 of 5 (an infra error, an error); kimi: 13 of 17 samples
+    expect([rate('opus').n, rate('opus').rate]).toEqual([7, Math.round((4 / 7) * 1e6) / 1e6])
+    expect([rate('gpt').n, rate('gpt').rate]).toEqual([5, 0.4])
+    expect([rate('kimi').n, rate('kimi').rate]).toEqual([17, Math.round((13 / 17) * 1e6) / 1e6])
+    expect(rate('kimi').passAtK?.['3']).toBeGreaterThan(0)
+    expect(rate('opus').passAtK).toBeUndefined()
+    expect(data.modelStats[kimi].samples).toBe(3)
+  })
+
+  it.skipIf(!chromiumOk)('shows each cell, highlights exactly the flips, filters and sorts them, in Chromium', async () => {
+    const b = await openBrowser({ width: 1280, height: 1000 })
+    try {
+      const { page } = b
+      const url = pathToFileURL(path.join(sessionDir, 'report.html')).href
+      await page.goto(url)
+      await page.waitForSelector('html[data-rendered="1"]', { timeout: 10_000 })
+      const rows = page.locator('#matrix tbody tr[data-instance]')
+      const instanceOrder = async () => (await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.instance!))).map((s) => s.replace('lite/proj__', ''))
+
+      // columns: the models, each with its rate, Wilson interval and n; pass@k where there are samples
+      const heads = page.locator('#matrix thead th[data-model]')
+      expect(await heads.evaluateAll((ths) => ths.map((th) => (th as HTMLElement).dataset.model))).toEqual(['opus', 'gpt', 'kimi'])
+      const pct = (v: number) => `${(v * 100).toFixed(1)}%`
+      for (const m of ['opus', 'gpt', 'kimi']) {
+        const r = data.modelStats[data.models.indexOf(m)].rates!.resolved
+        const head = await page.locator(`#matrix thead th[data-model="${m}"]`).textContent()
+        expect(head).toContain(`${pct(r.rate!)} [${pct(r.ci95![0])}–${pct(r.ci95![1])}]`)
+        expect(head).toContain(`n ${r.n}`)
+        if (m === 'kimi') expect(head).toContain(`pass@3 ${pct(r.passAtK!['3'])} · pass^3 ${pct(r.passHatK!['3'])}`)
+        else expect(head).not.toContain('pass@')
+      }
+      expect(await page.textContent('#mx-counts')).toBe('7 instances · 3 where models disagree · 2 without a result for some model')
+
+      // every cell: pass / fail / share of samples / why there is no result
+      expect(await rows.count()).toBe(7)
+      for (const i of instances) {
+        const cells = page.locator(`#matrix tr[data-instance="lite/proj__${i}"] td.mx`)
+        expect(await cells.evaluateAll((tds) => tds.map((td) => (td as HTMLElement).dataset.v)), i).toEqual(EXPECTED[i])
+      }
+      // the model failure is a fail, marked; kimi's i6 has 2 results of 3 samples
+      const cell = (i: string, m: number) => page.locator(`#matrix tr[data-instance="lite/proj__${i}"] td.mx`).nth(m)
+      expect(await cell('i6', 0).textContent()).toBe('✗◆')
+      expect(await cell('i6', 2).getAttribute('class')).toContain('partial')
+
+      // exactly the flips are highlighted (marker and row style), and sorted first
+      expect((await page.locator('#matrix tr.flip').evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.instance))).map((s) => s!.replace('lite/proj__', ''))).toEqual(FLIPS)
+      expect(await page.locator('#matrix tbody td.flipm').allTextContents()).toEqual(['≠', '≠', '≠', '', '', '', ''])
+      expect(await instanceOrder()).toEqual(['i2', 'i4', 'i6', 'i1', 'i3', 'i5', 'i7'])
+      const bg = (sel: string) => page.locator(sel).first().evaluate((el) => getComputedStyle(el).backgroundColor)
+      expect(await bg('#matrix tr.flip th.inst')).not.toBe(await bg('#matrix tr:not(.flip) th.inst'))
+      // pass, fail and a share of samples have colours of their own; the share lies between
+      const [pass, fail, share] = [await bg('#matrix td.mx.pass'), await bg('#matrix td.mx.fail'), await bg('#matrix td.mx[data-v="2/3"]')]
+      expect(new Set([pass, fail, share]).size).toBe(3)
+      expect(pass).toBe(await bg('#grid .cell.s-built'))
+
+      // the filter shows only the flips; the sort control puts the dataset order back
+      await page.check('#mx-only')
+      expect(await instanceOrder()).toEqual(FLIPS)
+      expect(await page.locator('#matrix tbody tr[data-instance]:not(.flip)').count()).toBe(0)
+      await page.uncheck('#mx-only')
+      await page.selectOption('#mx-sort', 'dataset')
+      expect(await instanceOrder()).toEqual(instances)
+      await page.selectOption('#mx-sort', 'flips')
+
+      // tooltips: the samples by id, what matched; a single target's cell opens its log
+      await cell('i6', 2).hover()
+      await page.waitForSelector('#tip', { state: 'visible' })
+      let tip = (await page.locator('#tip > div').allTextContents()).join('\n')
+      expect(tip).toContain('kimi · lite/proj__i6\nresolved: 2 of 2 samples with a result passed; 1 without a result (error)')
+      expect(tip).toContain('kimi/lite/proj__i6: pass\n  kimi/lite/proj__i6~2: no result: error (failed)\n  kimi/lite/proj__i6~3: pass')
+      expect(tip).toContain('models disagree on this instance')
+      await cell('i6', 0).hover()
+      tip = (await page.locator('#tip > div').allTextContents()).join('\n')
+      expect(tip).toContain('opus/lite/proj__i6: fail, model failure (output.jsonl error = "context window exceeded")')
+      expect(tip).toContain('click: open infer.log')
+      await cell('i5', 1).hover()
+      expect((await page.locator('#tip > div').allTextContents()).join('\n')).toContain('gpt/lite/proj__i5: no result: infra error (log matched /429 Too Many Requests/)')
+      await cell('i7', 2).hover()
+      expect(await page.textContent('#tip')).toContain('no target: not in this report (missing)')
+      // a sample's grid cell links to its own folder's log (`~2`)
+      const href = await page.locator('#grid .cell[aria-label^="kimi/lite/proj__i6~2:"]').getAttribute('href')
+      expect(href).toContain('proj__i6~2/infer.log')
+      expect(existsSync(fileURLToPath(new URL(href!, url)))).toBe(true)
+
+      expect(b.errors).toEqual([])
+      expect(b.requests.every((u) => u.startsWith('file://'))).toBe(true)
+      await cell('i2', 1).hover()
+      await page.locator('#matrix-section').screenshot({ path: tmpShot('report-matrix.png') })
     } finally {
       await b.close()
     }
@@ -370,14 +552,32 @@ describe('report.html at 22,940 targets (10 models × 2,294 instances)', () => {
       await b.page.goto(pathToFileURL(file).href)
       await b.page.waitForSelector('html[data-rendered="1"]', { timeout: 20_000 })
       const loadMs = performance.now() - t1
-      const { mode, renderMs, nodes } = await b.page.evaluate(() => ({
+      const { mode, renderMs, nodes, matrix, matrixRows } = await b.page.evaluate(() => ({
         mode: (window as any).velora.gridMode,
         renderMs: (window as any).velora.renderMs,
         nodes: document.querySelectorAll('#grid *').length,
+        matrix: (window as any).velora.matrix,
+        matrixRows: document.querySelectorAll('#matrix tbody tr[data-instance]').length,
       }))
-      console.log(`22,940 targets: report ${(size / 1e6).toFixed(1)} MB written in ${nodeMs.toFixed(0)} ms; Chromium load ${loadMs.toFixed(0)} ms, script ${renderMs.toFixed(0)} ms`)
+      console.log(`22,940 targets: report ${(size / 1e6).toFixed(1)} MB written in ${nodeMs.toFixed(0)} ms; Chromium load ${loadMs.toFixed(0)} ms, script ${renderMs.toFixed(0)} ms (matrix ${matrix.ms.toFixed(0)} ms)`)
       expect(mode).toBe('canvas')
       expect(nodes).toBeLessThan(5)
+      // the matrix: every instance (2,294 of them, under the limit), a column per model; only the
+      // rows in view are elements, and scrolling draws the others
+      expect(matrix).toMatchObject({ instances: 2294, shown: 2294, limited: false })
+      expect(matrixRows).toBeLessThan(100)
+      expect(await b.page.locator('#matrix thead th[data-model]').count()).toBe(10)
+      const order: string[] = await b.page.evaluate(() => (window as any).velora.matrix.order())
+      expect(order).toHaveLength(2294)
+      await b.page.evaluate(() => (window as any).velora.matrix.scrollToRow(2000))
+      const inView = await b.page.locator('#matrix tbody tr[data-instance]').evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.instance))
+      expect(inView).toContain(order[2000])
+      expect(inView.length).toBeLessThan(100)
+      // (the spacers keep the rows where they belong: row 2000 is in the scrolled box)
+      const box = await b.page.locator('#matrix').boundingBox()
+      const rowBox = await b.page.locator(`#matrix tr[data-instance="${order[2000]}"]`).boundingBox()
+      expect(rowBox!.y).toBeGreaterThanOrEqual(box!.y)
+      expect(rowBox!.y).toBeLessThan(box!.y + box!.height)
       expect(loadMs).toBeLessThan(8000)
       const target = 12_345
       const pt = await b.page.evaluate((i) => (window as any).velora.cellCenter(i), target)
@@ -411,8 +611,77 @@ describe('report.html at 22,940 targets (10 models × 2,294 instances)', () => {
   }, 60_000)
 })
 
+describe('report.html at 12,000 targets (2 models × 6,000 instances)', () => {
+  it.skipIf(!chromiumOk)('the matrix shows only the instances where the models disagree, and says so', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'velora-big-matrix-'))
+    // model-1 also passes every 7th instance
+    const session = syntheticSession(dir, 2, 6000, (m, i) => i % 3 === 0 || (m === 1 && i % 7 === 0))
+    const data = buildReportData(session)
+    // the flips, as an oracle: both models have a result and their values differ
+    const byInst = new Map<string, unknown[]>()
+    for (const t of data.targets) {
+      const cls = CLASS_CODES[t[6]]
+      if (cls === 'ok' || cls === 'model') (byInst.get(t[2]) ?? byInst.set(t[2], []).get(t[2])!).push(Boolean(t[5][0]))
+    }
+    const flips = [...byInst].filter(([, v]) => v.length === 2 && v[0] !== v[1]).map(([k]) => k)
+    expect(flips.length).toBeGreaterThan(400)
+    const file = path.join(dir, 'report.html')
+    writeFileSync(file, renderReport(data, file))
+    const b = await openBrowser({ width: 1400, height: 1000 })
+    try {
+      const t1 = performance.now()
+      await b.page.goto(pathToFileURL(file).href)
+      await b.page.waitForSelector('html[data-rendered="1"]', { timeout: 20_000 })
+      const loadMs = performance.now() - t1
+      const matrix = await b.page.evaluate(() => (window as any).velora.matrix)
+      console.log(`12,000 targets: Chromium load ${loadMs.toFixed(0)} ms, matrix ${matrix.ms.toFixed(0)} ms for ${matrix.shown} rows`)
+      expect(matrix).toMatchObject({ instances: 6000, flips: flips.length, shown: flips.length, limited: true })
+      const order: string[] = await b.page.evaluate(() => (window as any).velora.matrix.order())
+      expect(order.map((s) => s.replace('swe/', ''))).toEqual(flips)
+      const rows = b.page.locator('#matrix tbody tr[data-instance]')
+      expect((await rows.first().getAttribute('data-instance'))!.replace('swe/', '')).toBe(flips[0])
+      expect(await b.page.locator('#matrix tbody tr[data-instance]:not(.flip)').count()).toBe(0)
+      // scrolled to the end, the last flip is drawn
+      await b.page.evaluate(() => (window as any).velora.matrix.scrollToRow(1e6))
+      expect((await rows.last().getAttribute('data-instance'))!.replace('swe/', '')).toBe(flips[flips.length - 1])
+      expect(await b.page.textContent('#mx-note')).toBe(`6,000 instances: only the ${flips.length} where models disagree are shown, so that the page stays fast.`)
+      expect(await b.page.isChecked('#mx-only')).toBe(true)
+      expect(await b.page.isDisabled('#mx-only')).toBe(true)
+      expect(b.errors).toEqual([])
+    } finally {
+      await b.close()
+      removeWorkspace(dir)
+    }
+  }, 60_000)
+})
+
+describe('the plain line of a step a budget kept from starting', () => {
+  it('says "not run (budget)"; a budget stops the rest', () => {
+    const ws = makeWorkspace({
+      models: { opus: {} },
+      jobs: 1,
+      instances: ['a', 'b', 'c', 'd'].map((id) => ({ instance_id: id })),
+      config: `steps: { infer: { command: ['node', 'agent.mjs', 'output.jsonl'], outputs: ['output.jsonl'] } },
+  metrics: { cost: { step: 'infer', file: 'output.jsonl', path: 'cost', agg: 'sum' } },
+  budget: { total: 1.2 },`,
+    })
+    try {
+      const r = velora(ws, ['build', '--no-progress'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const lines = r.stdout.split('\n')
+      const built = lines.filter((l) => /^\[\d\/4\] ✓ opus\/lite\/[a-d] infer [\d.]+m?s$/.test(l))
+      const refused = lines.filter((l) => /^\[\d\/4\] · opus\/lite\/[a-d] infer not run \(budget\)$/.test(l))
+      expect(built.length).toBeGreaterThan(0)
+      expect(refused.length).toBeGreaterThan(0)
+      expect(built.length + refused.length).toBe(4)
+    } finally {
+      removeWorkspace(ws)
+    }
+  })
+})
+
 /** A finished session of models × instances, two steps each, some failures and timeouts, 64 lanes. */
-function syntheticSession(dir: string, nModels: number, nInstances: number) {
+function syntheticSession(dir: string, nModels: number, nInstances: number, resolved: (model: number, i: number) => boolean = (_, i) => i % 3 === 0) {
   const models = Array.from({ length: nModels }, (_, i) => `model-${i}`)
   const config = {
     workspace: dir,
@@ -429,7 +698,7 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
   events.push({ type: 'plan', time: 0, targets: nModels * nInstances, upToDate: 0, toRun: [], models, jobs: 64, executor: 'local' })
   let clock = 0
   let k = 0
-  for (const m of models)
+  for (const [mi, m] of models.entries())
     for (let i = 0; i < nInstances; i++) {
       const id = `${m}/swe/inst-${i}`
       const state = (i * 7 + m.length) % 97 === 0 ? 'failed' : i % 211 === 5 ? 'timeout' : 'built'
@@ -444,7 +713,7 @@ function syntheticSession(dir: string, nModels: number, nInstances: number) {
         judgement: !judged ? undefined : infra ? { class: 'infra', matched: 'log matched /429/' } : modelFailure ? { class: 'model', matched: 'output.jsonl error = "context window exceeded"' } : undefined,
       })
       const target = { id, model: m, dataset: 'swe', instance: { id: `inst-${i}`, key: `inst-${i}` }, dir: `targets/${id}` }
-      targets.push({ target, state, steps: { infer: step(state, { cost: 0.25 }, true), eval: step(state === 'built' ? 'built' : 'blocked', { resolved: i % 3 === 0 }) } } as unknown as TargetStatus)
+      targets.push({ target, state, steps: { infer: step(state, { cost: 0.25 }, true), eval: step(state === 'built' ? 'built' : 'blocked', { resolved: resolved(mi, i) }) } } as unknown as TargetStatus)
       info.targets[id] = { infer: state, eval: state === 'built' ? 'built' : 'blocked' }
       for (const s of state === 'built' ? ['infer', 'eval'] : ['infer']) {
         const lane = k++ % 64
