@@ -129,10 +129,11 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     .description('Remove targets (their folder: outputs, logs, record); with :step only that step')
     .argument('[patterns...]', 'target patterns (none: every target)')
     .option('--dry-run', 'list what would be removed')
-    .option('--orphans', 'remove only target folders the config no longer has (their model, dataset, instance or sample is gone)')
-    .addHelpText('after', '\nExamples:\n  velora clean qwen                  one model\n  velora clean opus:eval             only the eval step of opus\n  velora clean --orphans --dry-run   what is on disk but no longer in the config')
+    .option('--orphans', 'remove only target folders the config no longer has (their model, dataset or instance is gone)')
+    .option('--hidden-samples', 'with --orphans: also the samples above a model\'s `samples` (lowering `samples` only hides them)')
+    .addHelpText('after', '\nExamples:\n  velora clean qwen                  one model\n  velora clean opus:eval             only the eval step of opus\n  velora clean --orphans --dry-run   what is on disk but no longer in the config\n  velora clean --orphans --hidden-samples   also samples hidden by a lower `samples`')
     .action(async (patterns: string[], o) => {
-      const res = await clean({ configFile: o.config, patterns, dryRun: o.dryRun, orphans: o.orphans })
+      const res = await clean({ configFile: o.config, patterns, dryRun: o.dryRun, orphans: o.orphans, hiddenSamples: o.hiddenSamples })
       const what = o.orphans ? ' orphan' : ''
       for (const id of res.removed) out(`${o.dryRun ? 'would remove' : 'removed'} ${id}`)
       for (const s of res.skipped ?? []) err(`velora: ${s.id}: ${s.reason}; left alone`)

@@ -23,12 +23,13 @@ export interface CleanResult {
 }
 
 /** Remove selected targets' folders (or, with ':step', that step's outputs, log and record entry). */
-export async function clean(opts: WorkspaceOptions & { patterns?: string[]; dryRun?: boolean; orphans?: boolean }): Promise<CleanResult> {
+export async function clean(opts: WorkspaceOptions & { patterns?: string[]; dryRun?: boolean; orphans?: boolean; hiddenSamples?: boolean }): Promise<CleanResult> {
   const ws = await openWorkspace(opts)
   if (opts.orphans) {
     if (opts.patterns?.length) throw new UserError('clean --orphans takes no patterns: it removes every target folder the config no longer has')
-    return cleanOrphans(ws, !!opts.dryRun)
+    return cleanOrphans(ws, !!opts.dryRun, !!opts.hiddenSamples)
   }
+  if (opts.hiddenSamples) throw new UserError('--hidden-samples goes with --orphans: velora clean --orphans --hidden-samples')
   const sel = select(ws.graph, opts.patterns ?? [])
   const removed: string[] = []
   for (const t of sel.targets) {
@@ -55,11 +56,11 @@ export async function clean(opts: WorkspaceOptions & { patterns?: string[]; dryR
 }
 
 /** Remove the orphan target folders (see orphans.ts): exactly those, and only inside the targets folder. */
-function cleanOrphans(ws: Workspace, dryRun: boolean): CleanResult {
+function cleanOrphans(ws: Workspace, dryRun: boolean, hiddenSamples: boolean): CleanResult {
   const root = path.join(ws.config.workspace, ws.config.targetsDir)
   const res: Required<CleanResult> = { removed: [], skipped: [] }
   const parents = new Set<string>()
-  for (const o of findOrphans(ws)) {
+  for (const o of findOrphans(ws, undefined, { hiddenSamples })) {
     const rel = path.relative(root, o.dir)
     if (!rel || rel.startsWith('..') || path.isAbsolute(rel) || rel.split(path.sep).length !== 3) continue
     if (dryRun) {

@@ -1,7 +1,10 @@
 // Orphans: target folders on disk (targets/<model>/<dataset>/<instance> holding a target.json)
 // that the current config no longer has: their model is gone, their dataset is gone (or no longer
-// one of the model's), their instance is gone from the dataset, or their sample (~N) is beyond the
-// model's `samples`. `velora status` warns about them; `velora clean --orphans` removes them.
+// one of the model's), their instance is gone from the dataset. `velora status` warns about them;
+// `velora clean --orphans` removes them. A sample (~N) beyond the model's `samples` is not an
+// orphan: lowering `samples` hides the samples above, it never deletes them (raising it again finds
+// them built). They are listed only when asked (`hiddenSamples`: `velora clean --orphans
+// --hidden-samples`).
 //
 // Folder names are the truth here, not the record index: the index only holds records a plan
 // has read, and keeps rows for folders removed by hand. Listing the folders is not free, though:
@@ -122,7 +125,7 @@ function subfolderCountIs(dir: string, n: number | undefined): boolean {
  * Every orphan target folder under the workspace's targets folder, in folder order. `known`
  * (FolderCounter.known of a plan) spares listing the folders that hold only the config's targets.
  */
-export function findOrphans(ws: Workspace, known?: Map<string, number>): Orphan[] {
+export function findOrphans(ws: Workspace, known?: Map<string, number>, opts: { hiddenSamples?: boolean } = {}): Orphan[] {
   const { config, graph } = ws
   const root = path.join(config.workspace, config.targetsDir)
   const out: Orphan[] = []
@@ -155,6 +158,7 @@ export function findOrphans(ws: Workspace, known?: Map<string, number>): Orphan[
         if (!isTargetDir(sub)) continue
         const s = SAMPLE.exec(name)
         const kind = s && Number(s[1]) >= 2 && graph.byId.has(prefix + name.slice(0, s.index)) ? 'sample' : 'instance'
+        if (kind === 'sample' && !opts.hiddenSamples) continue
         out.push({ id, model: m.name, dataset: d.name, kind, dir: sub })
       }
     }
@@ -175,7 +179,7 @@ export function orphanWarning(orphans: Orphan[]): string | undefined {
   if (n('model')) parts.push(`model gone: ${count('model', (o) => o.model)}`)
   if (n('dataset')) parts.push(`dataset gone: ${count('dataset', (o) => `${o.model}/${o.dataset}`)}`)
   if (n('instance')) parts.push(`instance gone: ${n('instance')}`)
-  if (n('sample')) parts.push(`sample gone: ${n('sample')}`)
+  if (n('sample')) parts.push(`hidden sample: ${n('sample')}`)
   const one = orphans.length === 1
   return `${orphans.length} target${one ? '' : 's'} on disk ${one ? 'is' : 'are'} not in the config (${parts.join('; ')}); velora clean --orphans removes ${one ? 'it' : 'them'}`
 }

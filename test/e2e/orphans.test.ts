@@ -3,7 +3,7 @@
 // --orphans --dry-run` lists them and removes nothing, `velora clean --orphans` removes exactly
 // those folders: nothing else in targets/ (a folder without target.json, a symlink), nothing
 // outside it, and the status of the targets that remain is unchanged.
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { statusJson, tempWorkspaces, velora } from '../helpers.js'
@@ -46,8 +46,9 @@ const ORPHANS = [
   'old/lite/repo__proj-1', 'old/lite/repo__proj-2', 'old/lite/repo__proj-3',
   'opus/extra/x-1', 'opus/extra/x-2',
   'opus/lite/repo__proj-3', 'gpt/lite/repo__proj-3', 'gpt/lite/repo__proj-3~2',
-  'gpt/lite/repo__proj-1~2', 'gpt/lite/repo__proj-2~2',
 ].sort()
+// samples above gpt's `samples` (now 1): hidden, not orphans; removed only with --hidden-samples
+const HIDDEN = ['gpt/lite/repo__proj-1~2', 'gpt/lite/repo__proj-2~2']
 const REMAINING = ['gpt/lite/repo__proj-1', 'gpt/lite/repo__proj-2', 'opus/lite/repo__proj-1', 'opus/lite/repo__proj-2']
 
 describe('orphan targets: status warns, clean --orphans removes exactly them', () => {
@@ -78,10 +79,10 @@ describe('orphan targets: status warns, clean --orphans removes exactly them', (
     const r = velora(dir, ['status'])
     expect(r.code).toBe(0)
     expect(r.stderr).toBe(
-      'velora: warning: 10 targets on disk are not in the config (model gone: old (3); dataset gone: opus/extra (2); instance gone: 3; sample gone: 2); velora clean --orphans removes them\n',
+      'velora: warning: 8 targets on disk are not in the config (model gone: old (3); dataset gone: opus/extra (2); instance gone: 3); velora clean --orphans removes them\n',
     )
     const json = velora(dir, ['status', '--json'])
-    expect(json.stderr).toMatch(/10 targets on disk are not in the config/)
+    expect(json.stderr).toMatch(/8 targets on disk are not in the config/)
     const now = JSON.parse(json.stdout)
     expect(now.targets.map((t: any) => t.id).sort()).toEqual(REMAINING)
     for (const t of now.targets) expect(t, t.id).toEqual(before.targets.find((b: any) => b.id === t.id))
@@ -93,7 +94,10 @@ describe('orphan targets: status warns, clean --orphans removes exactly them', (
     expect(r.code, r.stderr).toBe(0)
     const listed = r.stdout.split('\n').filter((l) => l.startsWith('would remove ')).map((l) => l.slice('would remove '.length))
     expect(listed.sort()).toEqual(ORPHANS)
-    expect(r.stdout).toMatch(/velora: would remove 10 orphan targets\n$/)
+    expect(r.stdout).toMatch(/velora: would remove 8 orphan targets\n$/)
+    expect(listTree(dir)).toEqual(tree)
+    const h = velora(dir, ['clean', '--orphans', '--hidden-samples', '--dry-run'])
+    expect(h.stdout.split('\n').filter((l) => l.startsWith('would remove ')).map((l) => l.slice('would remove '.length)).sort()).toEqual([...ORPHANS, ...HIDDEN].sort())
     expect(listTree(dir)).toEqual(tree)
   })
 
@@ -103,7 +107,7 @@ describe('orphan targets: status warns, clean --orphans removes exactly them', (
     const r = velora(dir, ['clean', '--orphans'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout.split('\n').filter((l) => l.startsWith('removed ')).map((l) => l.slice('removed '.length)).sort()).toEqual(ORPHANS)
-    expect(r.stdout).toMatch(/velora: removed 10 orphan targets\n$/)
+    expect(r.stdout).toMatch(/velora: removed 8 orphan targets\n$/)
     const inOrphan = (rel: string) => ORPHANS.some((o) => rel === `targets/${o}` || rel.startsWith(`targets/${o}/`))
     // opus/extra held only orphans: pruned; old/lite keeps its notes folder
     const pruned = new Set(['targets/opus/extra'])
@@ -115,6 +119,20 @@ describe('orphan targets: status warns, clean --orphans removes exactly them', (
     expect(st.stderr).toBe('')
     expect(statusJson(dir)).toEqual(statusBefore)
     expect(velora(dir, ['clean', '--orphans']).stdout).toBe('velora: removed 0 orphan targets\n')
+    for (const h of HIDDEN) expect(existsSync(path.join(dir, 'targets', h, 'target.json')), h).toBe(true)
+  })
+
+  it('raising samples again finds the hidden samples built; --hidden-samples removes them once lowered', () => {
+    writeFileSync(cfg, AFTER.replace(`gpt: { params: {"temperature":0}, datasets: ['lite'] }`, `gpt: { params: {"temperature":0}, datasets: ['lite'], samples: 2 }`))
+    const dry = velora(dir, ['build', '--dry-run', '--no-progress', 'gpt'])
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0)
+    expect(dry.stdout).toMatch(/everything is up to date \(4 targets\); nothing would run/)
+    writeFileSync(cfg, AFTER)
+    const r = velora(dir, ['clean', '--orphans', '--hidden-samples'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('removed ')).map((l) => l.slice('removed '.length)).sort()).toEqual(HIDDEN)
+    for (const h of HIDDEN) expect(existsSync(path.join(dir, 'targets', h))).toBe(false)
+    expect(velora(dir, ['clean', '--hidden-samples']).code).toBe(2)
   })
 
   it('clean --orphans takes no patterns', () => {
