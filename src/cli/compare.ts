@@ -1,4 +1,4 @@
-// `velora compare A B`: the paired comparison of two models (or exported runs) on a pass/fail
+// `velora compare A B`: the paired comparison of two models (or sessions, or exported runs) on a pass/fail
 // metric, as a readable table or one JSON object; registered on the main program by registerCompare().
 import { writeFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
@@ -17,7 +17,7 @@ export function registerCompare(program: Command): void {
   program
     .command('compare')
     .description('Is B better than A? Pair two models\' results by instance: fixed, regressed, B − A with its 95% CI, the exact McNemar p-value, cost and time')
-    .argument('<a>', 'model A: a model of the workspace, or an exported run (velora status --json > run.json) as run.json#model')
+    .argument('<a>', 'model A: a model of the workspace; a session as it left a model, SESSION#model (a session id from velora sessions, or latest); or an exported run (velora status --json > run.json) as run.json#model. SESSION or run.json alone when it holds one model')
     .argument('<b>', 'model B, the same way')
     .option('--metric <name>', 'the pass/fail metric (agg rate) to score on (default: the first rate metric)')
     .option('--cost <name>', 'the sum metric to total as cost (default: the cost metric, else the first sum metric)')
@@ -26,7 +26,10 @@ export function registerCompare(program: Command): void {
     .option('--seed <n>', 'seed of the bootstrap', count, 1)
     .option('--json', 'print one JSON object with all of it')
     .option('--config <file>', 'use this config file instead of finding sessions.config.ts')
-    .addHelpText('after', '\nExamples:\n  velora compare opus gpt\n  velora compare old.json#opus opus --json      an exported run against the workspace\n  velora compare opus gpt --export-regressed regressed.jsonl')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  velora compare opus gpt\n  velora compare session_20250101_120000#opus latest#opus   one model, two sessions (before and after a change)\n  velora compare old.json#opus opus --json      an exported run against the workspace\n  velora compare opus gpt --export-regressed regressed.jsonl',
+    )
     .exitOverride()
     .action(async (a: string, b: string, o) => {
       const res = await compare({ configFile: o.config, a, b, metric: o.metric, cost: o.cost, resamples: o.bootstrap, seed: o.seed })
@@ -56,7 +59,9 @@ export function compareText(c: Comparison, chalk: ChalkInstance): string[] {
   const A = c.a.label
   const B = c.b.label
   const n = c.counts
-  const lines: string[] = [chalk.bold(`velora compare: A = ${A}, B = ${B}, on ${c.metric}; ${plural(c.instances, 'instance')}`)]
+  // a session side named `latest#m` (or `latest`): which session it is
+  const named = (s: Comparison['a']) => (s.session && !s.label.startsWith(s.session) ? `${s.label} (${s.session})` : s.label)
+  const lines: string[] = [chalk.bold(`velora compare: A = ${named(c.a)}, B = ${named(c.b)}, on ${c.metric}; ${plural(c.instances, 'instance')}`)]
   // the sides by name, or by letter when both are the same model
   const [nameA, nameB] = A === B ? ['A', 'B'] : [A, B]
   const whyCount = new Map<string, number>()

@@ -7,7 +7,7 @@ import { UserError } from '../errors.js'
 import { closeNeeds, select } from '../graph/patterns.js'
 import { scaffold } from '../init/init.js'
 import { planSelection, status } from '../ops/status.js'
-import { buildReportData } from '../report/html-data.js'
+import { buildReportData, sessionNamed } from '../report/html-data.js'
 import { readReportData, renderReport, REPORT_FILE } from '../report/html.js'
 import { listSessions, readEvents, type SessionInfo } from '../store/session.js'
 import { openWorkspace } from '../workspace.js'
@@ -55,7 +55,7 @@ export async function writeReport(opts: { configFile?: string; cwd?: string; ses
   const dir = path.join(ws.config.workspace, ws.config.sessionsDir)
   const list = listSessions(dir)
   const want = opts.session ?? 'latest'
-  const info: SessionInfo | undefined = want === 'latest' ? list[list.length - 1] : list.find((s) => s.id === want)
+  const info: SessionInfo | undefined = sessionNamed(list, want)
   if (!info)
     throw new UserError(
       list.length ? `no session "${want}" in ${dir}` : `no sessions yet in ${dir}`,

@@ -4,8 +4,9 @@
 // comparable (a side has no result: missing, infra error, error), the paired difference B − A
 // with its 95% interval, the exact McNemar p-value, and the cost and time of each side.
 //
-// A side is a model of the workspace, or a model of an exported run (`velora status --json >
-// run.json`; `run.json#opus`, or just `run.json` when it holds one model).
+// A side is a model of the workspace, a model of an exported run (`velora status --json >
+// run.json`; `run.json#opus`, or just `run.json` when it holds one model), or a model as a past
+// session left it (`session_20250101_120000#opus`, `latest#opus`; the session's report-data.json).
 //
 // Samples: a side may have several targets per instance (samples); the instance's score is then
 // the mean of its samples' scores (a rate), over the samples that have a result. With one sample
@@ -15,7 +16,12 @@ import path from 'node:path'
 import { UserError } from '../errors.js'
 import { findConfig, loadConfig } from '../config/load.js'
 import type { ResolvedConfig } from '../config/types.js'
+import { decodeId } from '../dataset/ids.js'
+import type { Graph } from '../graph/graph.js'
+import { CELL_STATES, CLASS_CODES, sessionNamed, type ReportData } from '../report/html-data.js'
+import { readReportData, REPORT_DATA_FILE } from '../report/html.js'
 import type { TargetJson } from '../report/json.js'
+import { listSessions } from '../store/session.js'
 import { costMetric } from '../spend/usage.js'
 import { mcnemarExact, pairedDifference, wilson, type McNemar, type PairedDifference } from '../stats/stats.js'
 import { closest } from '../util.js'
@@ -23,7 +29,10 @@ import { openWorkspace, type WorkspaceOptions } from '../workspace.js'
 import { status } from './status.js'
 
 export interface CompareOptions extends WorkspaceOptions {
-  /** A model of the workspace, `run.json#model`, or `run.json` holding one model. */
+  /**
+   * A model of the workspace, `run.json#model`, `run.json` holding one model, or a session:
+   * `<session-id>#model`, `latest#model`, or `<session-id>` / `latest` when it holds one model.
+   */
   a: string
   b: string
   /** The pass/fail metric (default: the config's first `rate` metric). */
@@ -45,8 +54,10 @@ export interface SideInfo {
   /** As given on the command line. */
   label: string
   model: string
-  /** 'workspace', or the path of the exported run it was read from. */
+  /** 'workspace', or the path of the exported run (or the session's report-data.json) it was read from. */
   source: string
+  /** The session id, for a session side (`latest` resolved). */
+  session?: string
 }
 
 export interface SideScore {
@@ -294,6 +305,55 @@ function readRun(file: string, shown: string): ComparedTarget[] {
 
 const isFile = (f: string) => existsSync(f) && statSync(f).isFile()
 
+/** What a session id looks like (store/session.ts: session_YYYYMMDD_HHMMSS, a suffix if taken). */
+const SESSION_ID = /^session_\d{8}_\d{6}(_\d+)?$/
+
+/**
+ * A session's targets as compare reads them: the rows of its report-data.json, decoded with the
+ * report's own codes (an `uptodate` cell is built, by an earlier session; class -1: no result yet).
+ * Row instance keys are the path-safe folder names of the ids (dataset/ids.ts); `idOf` gives the id
+ * back. A sample's row has the same key (its number is row[7]), so samples pair as in the workspace.
+ */
+export function sessionTargets(data: ReportData, idOf: (dataset: string, key: string) => string): ComparedTarget[] {
+  return data.targets.map(([mi, di, key, st, stepRows, values, cls]) => {
+    const dataset = data.datasets[di]
+    const state = CELL_STATES[st]
+    // absent and null are one in the rows (null): no value, as in status --json where absent is left out
+    const metrics: Record<string, unknown> = {}
+    data.metrics.forEach((m, k) => {
+      if (values[k] !== null && values[k] !== undefined) metrics[m.name] = values[k]
+    })
+    const steps: Record<string, { durationMs: number | null }> = {}
+    stepRows.forEach((s, k) => {
+      if (s) steps[data.steps[k]] = { durationMs: s[3] }
+    })
+    return {
+      model: data.models[mi],
+      dataset,
+      instance: idOf(dataset, key),
+      state: state === 'uptodate' ? 'built' : state,
+      metrics,
+      class: cls >= 0 ? CLASS_CODES[cls] : null,
+      steps,
+    }
+  })
+}
+
+/** A session's report-data.json, or a UserError saying why there is none. */
+function readSessionData(sessionsDir: string, id: string, shownDir: string): ReportData {
+  const dir = path.join(sessionsDir, id)
+  const shown = path.join(shownDir, id, REPORT_DATA_FILE)
+  if (!existsSync(path.join(dir, REPORT_DATA_FILE)))
+    throw new UserError(
+      `session ${id} has no ${REPORT_DATA_FILE} (${shown}): it ended before writing its report (killed), or is older than report data`,
+      {},
+      'compare a session that wrote its report (velora sessions lists them; velora report <id> says which have one), or the workspace model itself',
+    )
+  const data = readReportData(dir)
+  if (!data) throw new UserError(`cannot read ${shown}: not JSON, or not a version 1 report data file`)
+  return data
+}
+
 export async function compare(opts: CompareOptions): Promise<CompareResult> {
   const cwd = opts.cwd ?? process.cwd()
   // the workspace, if there is one: its models, metric definitions and dataset records
@@ -308,33 +368,92 @@ export async function compare(opts: CompareOptions): Promise<CompareResult> {
     }
   if (hasConfig) config = await loadConfig({ cwd, configFile: opts.configFile })
 
-  type Spec = { label: string; model: string; file?: string }
+  // the workspace's sessions, listed when a side is not a model or a file
+  const sessionsDir = config ? path.join(config.workspace, config.sessionsDir) : undefined
+  let listed: { id: string }[] | undefined
+  const sessions = () => (listed ??= sessionsDir ? listSessions(sessionsDir) : [])
+  const sessionOf = (name: string): string | undefined => {
+    if (!sessionsDir) return undefined
+    const found = sessionNamed(sessions(), name)
+    if (found) return found.id
+    // a session folder without a readable session.json: found, to be told it has no report data
+    if (SESSION_ID.test(name) && existsSync(path.join(sessionsDir, name))) return name
+  }
+  const noSession = (name: string) => {
+    const ids = sessions().map((s) => s.id)
+    const dir = config!.sessionsDir
+    if (!ids.length) return new UserError(`no sessions yet in ${dir} (for "${name}")`, {}, 'run velora build first: each build is a session')
+    return new UserError(`no session "${name}" in ${dir}`, {}, `closest: ${closest(name, ids).join(', ')} (velora sessions lists them all)`)
+  }
+
+  type Spec = { label: string; model: string; file?: string; session?: string }
   const specs: Spec[] = [opts.a, opts.b].map((label) => {
     const hash = label.lastIndexOf('#')
-    if (hash > 0 && isFile(path.resolve(cwd, label.slice(0, hash)))) return { label, file: label.slice(0, hash), model: label.slice(hash + 1) }
+    const head = hash > 0 ? label.slice(0, hash) : label
+    const model = hash > 0 ? label.slice(hash + 1) : ''
+    if (hash > 0 && isFile(path.resolve(cwd, head))) return { label, file: head, model }
     if (config && MODEL_NAME.test(label) && config.models[label]) return { label, model: label }
     if (isFile(path.resolve(cwd, label))) return { label, file: label, model: '' }
-    if (hash > 0) throw new UserError(`no file ${label.slice(0, hash)} (in "${label}")`, {}, 'an exported run is FILE#model, FILE written by velora status --json > FILE')
+    const session = sessionOf(head)
+    if (session) return { label, session, model }
+    if (config && (head === 'latest' || /^session_/.test(head))) throw noSession(head)
+    if (hash > 0) {
+      const ids = sessions().map((s) => s.id)
+      throw new UserError(
+        `no file or session ${head} (in "${label}")`,
+        {},
+        `an exported run is FILE#model, FILE written by velora status --json > FILE; a session is SESSION#model or latest#model${ids.length ? ` (closest sessions: ${closest(head, ids).join(', ')})` : ''}`,
+      )
+    }
     if (!config) throw new UserError(`"${label}" is neither a file nor a model: no workspace here`, {}, 'run inside a workspace (or pass --config FILE), or give an exported run: velora status --json > run.json; velora compare run.json#a run.json#b')
     const models = Object.keys(config.models)
     throw new UserError(`unknown model "${label}"`, {}, `closest: ${closest(label, models).join(', ')} (models: ${models.join(', ')})`)
   })
 
   // the workspace's sides, through the status object (SPEC §7)
-  const wsModels = [...new Set(specs.filter((s) => !s.file).map((s) => s.model))]
+  const wsModels = [...new Set(specs.filter((s) => !s.file && !s.session).map((s) => s.model))]
   const st = wsModels.length ? await status({ cwd, configFile: opts.configFile, patterns: wsModels }) : undefined
-  const sides: Side[] = specs.map((s) => {
-    if (!s.file) return { info: { label: s.label, model: s.model, source: 'workspace' }, targets: st!.status.targets.filter((t) => t.model === s.model) }
-    const targets = readRun(path.resolve(cwd, s.file), s.file)
+  const sessionWarnings: string[] = []
+  // the workspace's graph, read once and only if needed (a session's shortened instance keys; records())
+  let graph: Graph | undefined = st?.workspace.graph
+  const workspaceGraph = async () => (graph ??= (await openWorkspace({ cwd, configFile: opts.configFile })).graph)
+  const sides: Side[] = []
+  for (const s of specs) {
+    if (!s.file && !s.session) {
+      sides.push({ info: { label: s.label, model: s.model, source: 'workspace' }, targets: st!.status.targets.filter((t) => t.model === s.model) })
+      continue
+    }
+    let targets: ComparedTarget[]
+    let where: string
+    let source: string
+    if (s.session) {
+      const data = readSessionData(sessionsDir!, s.session, config!.sessionsDir)
+      where = `session ${s.session}`
+      source = path.join(config!.sessionsDir, s.session, REPORT_DATA_FILE)
+      // a key shortened with a hash (a long id) is not decodable: the id is found in the datasets
+      let long: Map<string, string> | undefined
+      if (data.targets.some((r) => r[2].includes('~'))) {
+        long = new Map()
+        for (const [name, ds] of Object.entries((await workspaceGraph()).datasets)) for (const i of ds.instances) if (i.key.includes('~')) long.set(key(name, i.key), i.id)
+      }
+      targets = sessionTargets(data, (dataset, k) => (k.includes('~') ? (long?.get(key(dataset, k)) ?? k) : decodeId(k)))
+      if (data.note) sessionWarnings.push(`${s.label}: ${data.note}`)
+      const metric = opts.metric ?? Object.values(config!.metrics).find((m) => m.agg === 'rate')?.name
+      if (metric && !data.metrics.some((m) => m.name === metric)) sessionWarnings.push(`${s.label}: session ${s.session} has no metric "${metric}" (its metrics: ${data.metrics.map((m) => m.name).join(', ') || 'none'})`)
+    } else {
+      targets = readRun(path.resolve(cwd, s.file!), s.file!)
+      where = s.file!
+      source = s.file!
+    }
     const models = [...new Set(targets.map((t) => t.model))]
     let model = s.model
     if (!model) {
       if (models.length !== 1)
-        throw new UserError(models.length ? `${s.file} holds ${models.length} models: ${models.join(', ')}` : `${s.file} has no targets`, {}, models.length ? `pick one: ${s.file}#${models[0]}` : undefined)
+        throw new UserError(models.length ? `${where} holds ${models.length} models: ${models.join(', ')}` : `${where} has no targets`, {}, models.length ? `pick one: ${s.label}#${models[0]}` : undefined)
       model = models[0]
-    } else if (!models.includes(model)) throw new UserError(`no model "${model}" in ${s.file}`, {}, models.length ? `closest: ${closest(model, models).join(', ')} (models: ${models.join(', ')})` : `${s.file} has no targets`)
-    return { info: { label: s.label, model, source: s.file }, targets: targets.filter((t) => t.model === model) }
-  })
+    } else if (!models.includes(model)) throw new UserError(`no model "${model}" in ${where}`, {}, models.length ? `closest: ${closest(model, models).join(', ')} (models: ${models.join(', ')})` : `${where} has no targets`)
+    sides.push({ info: { label: s.label, model, source, ...(s.session ? { session: s.session } : {}) }, targets: targets.filter((t) => t.model === model) })
+  }
 
   const defs: MetricDefs = { known: config?.metrics, file: config?.file }
   const metric = pickMetric(defs, sides, opts.metric)
@@ -343,16 +462,13 @@ export async function compare(opts: CompareOptions): Promise<CompareResult> {
 
   return {
     comparison,
-    warnings: st?.warnings ?? [],
+    warnings: [...(st?.warnings ?? []), ...sessionWarnings],
     async records(which = 'regressed') {
       const list = which === 'fixed' ? comparison.fixed : comparison.regressed
       if (!list.length) return []
       // the original record bytes, as `velora export` takes them (the dataset's instance.raw)
-      let graph = st?.workspace.graph
-      if (!graph) {
-        if (!config) throw new UserError('the dataset records are in the workspace, and there is none here', {}, 'run inside the workspace the run was exported from, or pass --config FILE')
-        graph = (await openWorkspace({ cwd, configFile: opts.configFile })).graph
-      }
+      if (!config) throw new UserError('the dataset records are in the workspace, and there is none here', {}, 'run inside the workspace the run was exported from, or pass --config FILE')
+      const graph = await workspaceGraph()
       const raw = new Map<string, string>()
       const want = new Set(list.map((r) => key(r.dataset, r.instance)))
       for (const [name, ds] of Object.entries(graph.datasets)) for (const i of ds.instances) if (want.has(key(name, i.id))) raw.set(key(name, i.id), i.raw)

@@ -107,6 +107,14 @@ export interface ReportData {
   timeline: { t0: number; t1: number; lanes: number; bars: number[]; matched: number[]; texts: string[] }
 }
 
+/**
+ * The session a `[session-id|latest]` argument names, from `listSessions` (oldest first): `latest`
+ * is the newest. Used by `velora report` and by `velora compare`'s session sides.
+ */
+export function sessionNamed<S extends Pick<SessionInfo, 'id'>>(list: S[], want: string): S | undefined {
+  return want === 'latest' ? list[list.length - 1] : list.find((s) => s.id === want)
+}
+
 export const TAIL_LINES = 15
 export const TAIL_CAP = 200
 /** Model failures whose log tail is kept (folded in the page): apart from the failures' cap, which they never use up. */

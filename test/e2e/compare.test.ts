@@ -3,8 +3,10 @@
 // flips it prints are exactly the table's, the counts add up, the McNemar p-value is the stats
 // module's on those counts, instances without a result on a side are "not comparable" with why,
 // an exported run (status --json) compares like the workspace, and --export-regressed writes the
-// original dataset lines. Then the pairing itself with samples (several targets per instance).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+// original dataset lines. Then sessions as sides (`<session-id>#model`, `latest#model`): a model
+// whose params change between two builds flips exactly the engineered instances, session by
+// session, and the errors. Then the pairing itself with samples (several targets per instance).
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -205,6 +207,186 @@ describe('velora compare on a built workspace', () => {
     const sum = velora(dir, ['compare', 'a', 'b', '--metric', 'cost'])
     expect(sum.code).toBe(2)
     expect(sum.stderr).toMatch(/metric "cost" is a sum, not a rate/)
+  })
+})
+
+// per instance: what model `a` does with params v 1 and v 2; `s` (2 samples, params never change)
+// does what its sample column says. 'dj/x 1' is an id the target folders encode (dj%2Fx%201).
+type SKind = 'pass' | 'fail' | 'crash'
+const S_TABLE: Record<string, { v1: SKind; v2: SKind; s: [SKind, SKind] }> = {
+  p1: { v1: 'pass', v2: 'pass', s: ['pass', 'pass'] }, // both pass
+  p2: { v1: 'fail', v2: 'pass', s: ['pass', 'fail'] }, // fixed
+  p3: { v1: 'pass', v2: 'fail', s: ['fail', 'fail'] }, // regressed
+  p4: { v1: 'fail', v2: 'fail', s: ['fail', 'pass'] }, // both fail
+  'dj/x 1': { v1: 'fail', v2: 'pass', s: ['pass', 'pass'] }, // fixed
+  p5: { v1: 'pass', v2: 'crash', s: ['fail', 'pass'] }, // not comparable: an error in session 2
+}
+const S_AGENT = `
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+const T = ${JSON.stringify(S_TABLE)}
+const e = process.env
+const row = T[e.VELORA_INSTANCE_ID]
+const v = JSON.parse(e.VELORA_MODEL_PARAMS).v
+const kind = e.VELORA_MODEL === 's' ? row.s[Number(e.VELORA_SAMPLE) - 1] : row['v' + v]
+const out = (f, x) => writeFileSync(path.join(e.VELORA_OUT_DIR, f), JSON.stringify(x) + '\\n')
+if (e.VELORA_STEP === 'infer') {
+  if (kind === 'crash') { console.error('Segmentation fault'); process.exit(1) }
+  out('output.jsonl', { cost: v })
+} else out('eval_output.jsonl', { resolved: kind === 'pass' })
+`
+const sessionConfig = (v: number, models = `a: { params: { v: ${v} } }, s: { params: { v: 1 }, samples: 2 }`, extra = '') => `import { defineConfig } from 'velora'
+export default defineConfig({
+  jobs: 2,
+  models: { ${models} },
+  datasets: { lite: { path: 'lite.jsonl' } },
+  steps: {
+    infer: { command: ['node', 'agent.mjs'], outputs: ['output.jsonl'] },
+    eval: { needs: ['infer'], command: ['node', 'agent.mjs'], outputs: ['eval_output.jsonl'] },
+  },
+  metrics: { ${METRICS} },
+  ${extra}
+})
+`
+
+describe('velora compare with sessions as sides', () => {
+  const dir = ws()
+  let s1 = ''
+  let s2 = ''
+  const ids = (xs: any[]) => xs.map((x) => `${x.dataset}/${x.instance}`)
+  const json = (args: string[]) => {
+    const r = velora(dir, ['compare', ...args, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    return JSON.parse(r.stdout)
+  }
+  beforeAll(() => {
+    writeFileSync(path.join(dir, 'agent.mjs'), S_AGENT)
+    writeFileSync(path.join(dir, 'lite.jsonl'), Object.keys(S_TABLE).map((id) => JSON.stringify({ instance_id: id })).join('\n') + '\n')
+    writeFileSync(path.join(dir, 'sessions.config.ts'), sessionConfig(1))
+    const b1 = velora(dir, ['build', '--no-progress'])
+    expect(b1.code, b1.stdout + b1.stderr).toBe(0)
+    // a's params change: a's targets rebuild with v 2 (p5 crashes); s's are up to date
+    writeFileSync(path.join(dir, 'sessions.config.ts'), sessionConfig(2))
+    const b2 = velora(dir, ['build', '--no-progress'])
+    expect(b2.code, b2.stdout + b2.stderr).toBe(1)
+    const list = JSON.parse(velora(dir, ['sessions', '--json']).stdout)
+    expect(list).toHaveLength(2)
+    ;[s1, s2] = list.map((x: any) => x.id)
+  }, 120_000)
+
+  it('two sessions of one model: exactly the flips between them, with their costs and times', () => {
+    const c = json([`${s1}#a`, `${s2}#a`])
+    expect(c.a).toEqual({ label: `${s1}#a`, model: 'a', source: path.join('sessions', s1, 'report-data.json'), session: s1 })
+    expect(c.b.session).toBe(s2)
+    expect(c.metric).toBe('resolved')
+    expect(c.instances).toBe(6)
+    expect(c.counts).toEqual({ fixed: 2, regressed: 1, bothPass: 1, bothFail: 1, tied: 0, notComparable: 1, comparable: 5 })
+    expect(ids(c.fixed)).toEqual(['lite/p2', 'lite/dj/x 1'])
+    expect(ids(c.regressed)).toEqual(['lite/p3'])
+    expect(c.notComparable).toEqual([{ dataset: 'lite', instance: 'p5', a: null, b: 'error' }])
+    expect(c.mcnemar).toEqual({ b: 1, c: 2, ...mcnemarExact(1, 2) })
+    // cost v per instance, over the 5 comparable ones
+    expect(c.cost).toEqual({ a: 5, b: 10, delta: 5 })
+    // session 2 is the workspace now: its time is the steps' durations status --json reports
+    const st = statusJson(dir)
+    const comparable = new Set(ids(c.rows.filter((x: any) => x.outcome !== 'notComparable')))
+    const ms = st.targets.filter((t: any) => t.model === 'a' && comparable.has(`${t.dataset}/${t.instance}`)).reduce((s: number, t: any) => s + Object.values(t.steps).reduce((x: number, y: any) => x + y.durationMs, 0), 0)
+    expect(c.durationMs.b).toBe(ms)
+    expect(c.durationMs.a).toBeGreaterThan(0)
+    // latest is the newest session, as velora report latest; the text names it
+    const l = json([`${s1}#a`, 'latest#a'])
+    expect(l.b.session).toBe(s2)
+    expect(l.counts).toEqual(c.counts)
+    const t = velora(dir, ['compare', `${s1}#a`, 'latest#a'])
+    expect(t.code, t.stderr).toBe(0)
+    expect(t.stdout.split('\n')[0]).toBe(`velora compare: A = ${s1}#a, B = latest#a (${s2}), on resolved; 6 instances`)
+    expect(t.stdout).toContain('fixed (2): A fails, B passes\n  lite/p2\n  lite/dj/x 1\n')
+    expect(t.stdout).toContain('regressed (1): A passes, B fails\n  lite/p3\n')
+  })
+
+  it('a session pairs with the workspace model instance by instance (encoded ids and samples alike)', () => {
+    // session 1 against the workspace (v 2): the same flips as against session 2
+    const w = json([`${s1}#a`, 'a'])
+    expect(w.counts).toEqual({ fixed: 2, regressed: 1, bothPass: 1, bothFail: 1, tied: 0, notComparable: 1, comparable: 5 })
+    expect(ids(w.fixed)).toEqual(['lite/p2', 'lite/dj/x 1'])
+    // the last session against the workspace: no flip at all, the same rows
+    const same = json(['latest#a', 'a'])
+    expect(same.instances).toBe(6)
+    expect(same.counts).toMatchObject({ fixed: 0, regressed: 0, notComparable: 1, comparable: 5 })
+    for (const r of same.rows) expect(r.a).toEqual(r.b)
+    // s did not rerun in session 2 (its cells are "up to date"): still results, scored per sample
+    const data = JSON.parse(readFileSync(path.join(dir, 'sessions', s2, 'report-data.json'), 'utf8'))
+    const sRows = data.targets.filter((r: any) => data.models[r[0]] === 's')
+    expect(sRows).toHaveLength(12)
+    expect(sRows.every((r: any) => r[3] === 1)).toBe(true) // CELL_STATES[1] = uptodate
+    expect(sRows.filter((r: any) => r[7] === 2)).toHaveLength(6)
+    const ss = json([`${s1}#s`, `${s2}#s`])
+    expect(ss.counts).toEqual({ fixed: 0, regressed: 0, bothPass: 2, bothFail: 1, tied: 3, notComparable: 0, comparable: 6 })
+    expect(ss.mcnemar).toBeNull()
+    const byInstance = (c: any) => Object.fromEntries(c.rows.map((r: any) => [r.instance, [r.a.score, r.a.samples, r.b.score, r.b.samples]]))
+    expect(byInstance(ss)).toEqual({ p1: [1, 2, 1, 2], p2: [0.5, 2, 0.5, 2], p3: [0, 2, 0, 2], p4: [0.5, 2, 0.5, 2], 'dj/x 1': [1, 2, 1, 2], p5: [0.5, 2, 0.5, 2] })
+    // and exactly as the workspace's s
+    const ws2 = json([`${s1}#s`, 's'])
+    expect(ws2.rows).toEqual(ss.rows)
+  })
+
+  it('--export-regressed with session sides writes the dataset lines', () => {
+    const r = velora(dir, ['compare', `${s1}#a`, `${s2}#a`, '--export-regressed', 'reg.jsonl'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(path.join(dir, 'reg.jsonl'), 'utf8')).toBe(JSON.stringify({ instance_id: 'p3' }) + '\n')
+  })
+
+  it('errors exit 2: an unknown session (closest ids), several models, an unknown model, no report data, no sessions', () => {
+    const u = velora(dir, ['compare', 'session_20000101_000000#a', 'a'])
+    expect(u.code).toBe(2)
+    expect(u.stderr).toMatch(/no session "session_20000101_000000" in sessions\n {2}hint: closest: /)
+    expect(u.stderr).toContain(s1)
+    expect(u.stderr).toContain(s2)
+    const bare = velora(dir, ['compare', 'session_20000101_000000', 'a'])
+    expect(bare.code).toBe(2)
+    expect(bare.stderr).toMatch(/no session "session_20000101_000000"/)
+    const typo = velora(dir, ['compare', 'sesion#a', 'a'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr).toMatch(/no file or session sesion \(in "sesion#a"\)/)
+    expect(typo.stderr).toContain(`closest sessions: `)
+    const two = velora(dir, ['compare', 'latest', 'a'])
+    expect(two.code).toBe(2)
+    expect(two.stderr).toMatch(new RegExp(`session ${s2} holds 2 models: a, s\\n {2}hint: pick one: latest#a`))
+    const nm = velora(dir, ['compare', `${s1}#zz`, 'a'])
+    expect(nm.code).toBe(2)
+    expect(nm.stderr).toMatch(new RegExp(`no model "zz" in session ${s1}`))
+    // a session that did not write its report data: one with its session.json, one bare folder
+    const old = 'session_19990101_000000'
+    mkdirSync(path.join(dir, 'sessions', old))
+    const info = JSON.parse(readFileSync(path.join(dir, 'sessions', s1, 'session.json'), 'utf8'))
+    writeFileSync(path.join(dir, 'sessions', old, 'session.json'), JSON.stringify({ ...info, id: old, startedAt: '1999-01-01T00:00:00.000Z', state: 'interrupted' }))
+    const bareDir = 'session_19990101_000001'
+    cpSync(path.join(dir, 'sessions', old), path.join(dir, 'sessions', bareDir), { recursive: true })
+    rmSync(path.join(dir, 'sessions', bareDir, 'session.json'))
+    for (const id of [old, bareDir]) {
+      const nd = velora(dir, ['compare', `${id}#a`, 'a'])
+      expect(nd.code, id).toBe(2)
+      expect(nd.stderr).toContain(`session ${id} has no report-data.json`)
+    }
+    expect(json(['latest#a', 'a']).a.session).toBe(s2) // (the old one is not the latest)
+    // no sessions at all (another sessionsDir)
+    writeFileSync(path.join(dir, 'nosess.config.ts'), sessionConfig(2, undefined, "sessionsDir: 'none',"))
+    const none = velora(dir, ['compare', 'latest#a', 'a', '--config', 'nosess.config.ts'])
+    expect(none.code).toBe(2)
+    expect(none.stderr).toMatch(/no sessions yet in none/)
+  })
+
+  it('a workspace model named like a session wins; --help tells the session form', () => {
+    writeFileSync(path.join(dir, 'latest.config.ts'), sessionConfig(2, 'a: { params: { v: 2 } }, latest: { params: { v: 1 } }'))
+    const c = velora(dir, ['compare', 'latest', 'a', '--json', '--config', 'latest.config.ts'])
+    expect(c.code, c.stderr).toBe(0)
+    const j = JSON.parse(c.stdout)
+    expect(j.a).toEqual({ label: 'latest', model: 'latest', source: 'workspace' })
+    expect(j.counts.notComparable).toBe(6) // never built: missing
+    const h = velora(dir, ['compare', '--help'])
+    expect(h.code).toBe(0)
+    expect(h.stdout).toContain('SESSION#model')
+    expect(h.stdout).toContain('latest#opus')
   })
 })
 
