@@ -64,8 +64,14 @@ export function launchDirect(job: LaunchJob): Promise<Launched> {
 // reaped. Only then does it report "X", so when velora learns that a step ended, its whole tree
 // has ended too. (The step's main process may not outlive its step's processes, by design:
 // a step that wants a server must run it in the foreground of something that waits for it.)
-// One keeper per running step (a small fork of this small process) is the price of knowing,
-// without guessing, whose orphan is whose when several steps run at once.
+// One keeper per running step is the price of knowing, without guessing, whose orphan is whose
+// when several steps run at once. Keepers are reused: once a keeper has reported "X" it has no
+// child left, and it tells the helper it is free (a line on a pipe); the helper hands the next
+// step to a free keeper and forks a new one only when none is (so there are at most as many as
+// steps ever ran at once). A fork and an exit per step cost more than the step's own start on
+// some VMs (1-2 ms each for perl on this project's 2-core VM, where starting `sh` costs 2-3 ms).
+// A keeper whose step left a process it could not kill within 5 s is not reused: it exits, and
+// the helper (the next subreaper up) ends what it left.
 //
 // The helper is a subreaper too, for the processes of a step whose keeper was killed: those
 // are re-parented to the helper, which SIGKILLs and reaps every child that is not a keeper.
@@ -106,15 +112,41 @@ pipe(my $wr, my $ww) or die "pipe: $!";
 fcntl($_, F_SETFL, O_NONBLOCK) for $wr, $ww;
 $SIG{CHLD} = sub { syswrite($ww, 'x') };
 binmode STDIN; binmode STDOUT;
-my %keeper; my $lost = 0;
+# keepers: pid => [its request pipe, the id of the step it runs (undef: idle)]
+my %keeper; my @idle; my $lost = 0;
+# keepers say "pid\n" here when they are free again (one short write: atomic)
+pipe(my $dr, my $dw) or die "pipe: $!";
+fcntl($dr, F_SETFL, O_NONBLOCK);
 sub say_ { my $l = shift; syswrite(STDOUT, "$l\n") }
+sub write_all {
+  my ($fh, $data) = @_;
+  while (length $data) {
+    my $n = syswrite($fh, $data);
+    if (!defined $n) { next if $!{EINTR}; return 0 }
+    substr($data, 0, $n) = '';
+  }
+  return 1;
+}
+# the next "<length>:<payload>" request from a handle (undef at its end)
+sub next_request {
+  my ($fh, $bref) = @_;
+  while (1) {
+    if ($$bref =~ /^(\d+):/) {
+      my $len = $1; my $at = length($len) + 1;
+      if (length($$bref) >= $at + $len) { my $r = substr($$bref, $at, $len); substr($$bref, 0, $at + $len) = ''; return $r }
+    }
+    my $n = sysread($fh, $$bref, 1 << 16, length $$bref);
+    next if !defined $n && $!{EINTR};
+    return undef unless $n;
+  }
+}
 sub reap {
   while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
-    my $st = $?; my $id = delete $keeper{$pid};
     # not a keeper: an orphan adopted from a lost keeper, reaped and nothing more
-    next unless defined $id;
-    # a keeper exits 0 once it has reported its step; otherwise it was killed
-    if ($st != 0) { say_("L $id"); $lost = 1 }
+    my $k = delete $keeper{$pid} or next;
+    close $k->[0];
+    # a keeper ends only when the helper does, or, killed, with its step: that step is lost
+    if (defined $k->[1]) { say_("L $k->[1]"); $lost = 1 }
   }
 }
 # the processes of steps whose keeper died were re-parented here: end them
@@ -128,28 +160,27 @@ sub sweep_orphans {
   }
   $lost = 0;
 }
-# the step has ended: SIGKILL its group, then every child left (orphans of the step), until none is
+# the step has ended: SIGKILL its group, then every child left (orphans of the step), until none
+# is; true when none is left (false after 5 s of processes that would not die)
 sub sweep {
   my $pgid = shift;
   kill '-KILL', $pgid;
   my $until = time + 5;
   while (1) {
     my $w; 1 while ($w = waitpid(-1, POSIX::WNOHANG())) > 0;
-    return if $w < 0 || time > $until;
+    return 1 if $w < 0;
+    return 0 if time > $until;
     kill 'KILL', children();
     select(undef, undef, undef, 0.005);
   }
 }
-sub keeper {
+# run one step, as a keeper: true when it left nothing behind
+sub run_step {
   my ($id, $cwd, $log, $argc, @rest) = @_;
-  $SIG{CHLD} = 'DEFAULT';
-  close $wr; close $ww;
-  open(STDIN, '<', '/dev/null');
-  subreaper();
   my @argv = splice(@rest, 0, $argc);
-  pipe(my $er, my $ew) or do { say_("E $id 0 pipe: $!"); POSIX::_exit(0) };
+  pipe(my $er, my $ew) or do { say_("E $id 0 pipe: $!"); return 1 };
   my $pid = fork();
-  if (!defined $pid) { my $e = $! + 0; say_("E $id $e fork: $!"); POSIX::_exit(0) }
+  if (!defined $pid) { my $e = $! + 0; say_("E $id $e fork: $!"); return 1 }
   if ($pid == 0) {
     close $er;
     $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP PIPE QUIT CHLD);
@@ -167,29 +198,63 @@ sub keeper {
   close $ew;
   my $msg = ''; while (1) { my $n = sysread($er, my $c, 4096); last unless $n; $msg .= $c }
   close $er;
-  if ($msg ne '') { waitpid($pid, 0); $msg =~ s/\n/ /g; say_("E $id $msg"); POSIX::_exit(0) }
+  if ($msg ne '') { waitpid($pid, 0); $msg =~ s/\n/ /g; say_("E $id $msg"); return 1 }
   say_("P $id $pid");
   # while the step runs, reap the orphans it leaves as they die
   my $st = 0;
   while (1) { my $w = waitpid(-1, 0); if ($w == $pid) { $st = $?; last } last if $w < 0 }
-  sweep($pid);
+  my $clean = sweep($pid);
   if ($st & 127) { say_("X $id - SIG" . ($signame[$st & 127] // 'KILL')) } else { say_("X $id " . ($st >> 8) . " -") }
+  return $clean;
+}
+# a keeper: a subreaper that runs the steps the helper hands it, one at a time, for as long as
+# the helper lives (a fork per step costs 1-2 ms on some VMs; a keeper is reused instead)
+sub keeper {
+  my ($rq, $first) = @_;
+  $SIG{CHLD} = 'DEFAULT';
+  close $wr; close $ww; close $dr;
+  # the other keepers' request pipes: theirs alone, or they would never see the helper end
+  close $_->[0] for values %keeper;
+  open(STDIN, '<', '/dev/null');
+  subreaper();
+  my $buf = '';
+  my $req = $first;
+  while (defined $req) {
+    # a step that left a process it could not kill: this keeper is not reused (the helper ends it)
+    POSIX::_exit(0) unless run_step(split /\0/, $req, -1);
+    syswrite($dw, "$$\n");
+    $req = next_request($rq, \$buf);
+  }
   POSIX::_exit(0);
 }
 sub launch {
+  my ($req, $id) = @_;
+  while (@idle) {
+    my $k = pop @idle;
+    next unless $keeper{$k} && !defined $keeper{$k}[1];
+    $keeper{$k}[1] = $id;
+    return if write_all($keeper{$k}[0], length($req) . ':' . $req);
+    # its pipe is broken: the keeper is gone (reaped soon); another one runs the step
+    $keeper{$k}[1] = undef;
+  }
+  pipe(my $rq, my $rw) or return say_("E $id 0 pipe: $!");
   my $kpid = fork();
-  if (!defined $kpid) { my $e = $! + 0; return say_("E $_[0] $e fork: $!") }
-  if ($kpid == 0) { keeper(@_) }
-  $keeper{$kpid} = $_[0];
+  if (!defined $kpid) { my $e = $! + 0; close $rq; close $rw; return say_("E $id $e fork: $!") }
+  if ($kpid == 0) { close $rw; keeper($rq, $req) }
+  close $rq;
+  $keeper{$kpid} = [$rw, $id];
 }
 my $buf = '';
 while (1) {
   reap();
   sweep_orphans() if $lost;
-  my $rin = ''; vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($wr), 1) = 1;
+  my $rin = ''; vec($rin, fileno($_), 1) = 1 for \*STDIN, $wr, $dr;
   my $n = select(my $rout = $rin, undef, undef, 1);
   next if $n <= 0;
   if (vec($rout, fileno($wr), 1)) { sysread($wr, my $x, 512) }
+  if (vec($rout, fileno($dr), 1) && sysread($dr, my $free, 4096)) {
+    for my $k (split /\n/, $free) { next unless $keeper{$k}; $keeper{$k}[1] = undef; push @idle, $k }
+  }
   next unless vec($rout, fileno(STDIN), 1);
   my $r = sysread(STDIN, $buf, 1 << 16, length $buf);
   last unless $r;
@@ -197,9 +262,13 @@ while (1) {
     my $len = $1; my $at = length($len) + 1;
     last if length($buf) < $at + $len;
     my $req = substr($buf, $at, $len); $buf = substr($buf, $at + $len);
-    launch(split /\0/, $req, -1);
+    launch($req, substr($req, 0, index($req, "\0")));
   }
 }
+# stdin closed: velora is done (or gone). Idle keepers end with their pipes; busy ones after their step.
+my @wait = grep { !defined $keeper{$_}[1] } keys %keeper;
+close $_->[0] for values %keeper;
+waitpid($_, 0) for @wait;
 `
 
 /** Steps started through the perl helper; one per executor, started on first use. */

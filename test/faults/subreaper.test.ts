@@ -149,4 +149,36 @@ describe.skipIf(!requireOrSkip(usable, 'Linux, perl and setsid'))('the step keep
     expect(res.stdout + res.stderr).toMatch(/keeper process \(perl\) was killed/)
     expect(remaining(procs)).toEqual([])
   }, 60_000)
+
+  it('(e) keepers are reused: 12 steps at -j2 run under at most 3 keepers, and each step\'s orphan still ends with its step', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `r${i}`)
+    const w = makeFaultWorkspace({
+      instances: ids.map((instance_id) => ({ instance_id })),
+      models: { opus: { temperature: 0 } },
+      jobs: 2,
+      steps: `{ infer: { command: ['sh', 'reuse.sh'], outputs: ['output.jsonl'] } }`,
+    })
+    roots.push(w.root)
+    // the step's parent is its keeper; it leaves an orphan (double fork) that must not outlive it
+    writeFileSync(
+      path.join(w.ws, 'reuse.sh'),
+      `mkdir -p pids\necho $PPID > "$VELORA_OUT_DIR/output.jsonl"\nsh -c 'sleep 300 & echo $! > "pids/\${VELORA_TARGET_DIR##*/}"; exit 0'\n`,
+    )
+    const run = startVelora(w.ws, ['build', '--no-progress'], { VELORA_SPAWNER: '' })
+    pids.push(run.pid)
+    const res = await run.done
+    expect(res.code, res.stdout + res.stderr).toBe(0)
+    const keepers = new Set(ids.map((i) => readFileSync(path.join(w.ws, 'targets/opus/lite', i, 'output.jsonl'), 'utf8').trim()))
+    expect(keepers.size, `keepers: ${[...keepers].join(' ')}`).toBeLessThanOrEqual(3)
+    const orphans = ids.map((i) => Number(readFileSync(path.join(w.ws, 'pids', i), 'utf8')))
+    pids.push(...orphans)
+    const alive = orphans.filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\u0000300')
+      } catch {
+        return false
+      }
+    })
+    expect(alive, 'orphans left behind').toEqual([])
+  }, 60_000)
 })
