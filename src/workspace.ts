@@ -7,7 +7,9 @@ import { buildGraph, type Graph } from './graph/graph.js'
 import { mark } from './trace.js'
 import path from 'node:path'
 import { DatasetCache } from './dataset/cache.js'
-import { indexedIO, type IndexedIO } from './plan/io.js'
+import { existsSync } from 'node:fs'
+import { hashInputs, indexedIO, type IndexedIO } from './plan/io.js'
+import { STAMP_FILE, checkStamp, type UptodateStamp } from './store/uptodate.js'
 
 export interface WorkspaceOptions {
   cwd?: string
@@ -20,8 +22,12 @@ export interface Workspace {
 }
 
 export interface PlannedWorkspace extends Workspace {
-  /** Records through the index; for a plan of every target, its stats already under way. */
+  /** Records through the index; for a plan of every target, its stats already under way (made when first used after a stamp held). */
   io: IndexedIO
+  /** The content hashes of each step's inputs, when already computed (for the stamp). */
+  inputs?: Record<string, Record<string, string>>
+  /** Set when the up-to-date stamp holds (store/uptodate.ts): every target is built, nothing to plan. */
+  uptodate?: UptodateStamp
 }
 
 export async function openWorkspace(opts: WorkspaceOptions = {}, onConfig?: (config: ResolvedConfig) => void): Promise<Workspace> {
@@ -42,14 +48,40 @@ export async function openWorkspace(opts: WorkspaceOptions = {}, onConfig?: (con
 
 /**
  * openWorkspace for a plan: the record index is read as soon as the config is known, and for a
- * plan of every target (no patterns) its stats start on a worker while the datasets load.
+ * plan of every target (no patterns) its stats start on a worker while the datasets load. With
+ * `stamp` (a plan of every target, nothing forced) and an up-to-date stamp on disk, the index is
+ * read only if the stamp does not hold.
  */
-export async function openForPlan(opts: WorkspaceOptions & { patterns?: string[] } = {}): Promise<PlannedWorkspace> {
+export async function openForPlan(opts: WorkspaceOptions & { patterns?: string[]; stamp?: boolean } = {}): Promise<PlannedWorkspace> {
   let io: IndexedIO | undefined
+  const every = !opts.patterns?.length
+  let deferred = false
   const ws = await openWorkspace(opts, (config) => {
+    if (opts.stamp && every && existsSync(path.join(config.workspace, config.targetsDir, STAMP_FILE))) {
+      deferred = true
+      return
+    }
     io = indexedIO(config)
-    if (!opts.patterns?.length) io.startPrefetch()
+    if (every) io.startPrefetch()
     mark('index read')
   })
-  return { ...ws, io: io! }
+  if (!deferred) return { ...ws, io: io! }
+  const inputs = hashInputs(ws.config)
+  const check = checkStamp({ config: ws.config, io: undefined as never, inputs }, ws.graph)
+  mark(check.ok ? 'up-to-date stamp holds' : 'up-to-date stamp checked: it does not hold')
+  if (check.ok) {
+    let lazy: IndexedIO | undefined
+    return {
+      ...ws,
+      inputs,
+      uptodate: check.stamp,
+      get io() {
+        return (lazy ??= indexedIO(ws.config))
+      },
+    }
+  }
+  io = indexedIO(ws.config)
+  io.startPrefetch(check.prefetch)
+  mark('index read')
+  return { ...ws, io, inputs }
 }

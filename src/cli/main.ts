@@ -120,7 +120,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         // the text lists only targets that are not built: their status objects are enough
         // (and, for --explain, the model failures and adopted steps: built, but worth a line)
         const modelFailed = (ts: (typeof res.statuses)[number]) => Object.values(ts.steps).some((s) => s.judgement?.class === 'model' || s.record?.adopted)
-        const shown = { models: res.models, targets: res.statuses.filter((ts) => ts.state !== 'built' || (o.explain && modelFailed(ts))).map((ts) => targetJson(ts)) }
+        // (every target built and no --explain: nothing to list, and the statuses need not be made)
+        const shown = { models: res.models, targets: res.allBuilt && !o.explain ? [] : res.statuses.filter((ts) => ts.state !== 'built' || (o.explain && modelFailed(ts))).map((ts) => targetJson(ts)) }
         for (const l of statusText(res.workspace.config, shown, makeChalk(process.stdout), o.explain)) out(l)
       }
     })

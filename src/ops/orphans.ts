@@ -99,6 +99,23 @@ export class FolderCounter {
     this.planned++
   }
 
+  /** As known() after a plan that found a record for every target of the graph (the up-to-date stamp holds). */
+  static allRecorded(graph: Graph): Map<string, number> {
+    const out = new Map<string, number>()
+    let model = ''
+    let dataset = ''
+    let key = ''
+    for (const t of graph.targets) {
+      if (t.model !== model || t.dataset !== dataset) {
+        model = t.model
+        dataset = t.dataset
+        key = `${model}/${dataset}`
+      }
+      out.set(key, (out.get(key) ?? 0) + 1)
+    }
+    return out
+  }
+
   /** Per pair whose every target was planned: how many have a target.json (the others are listed). */
   known(graph: Graph): Map<string, number> {
     const out = new Map<string, number>()

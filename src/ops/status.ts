@@ -1,7 +1,8 @@
 // `velora status` as a library call: the plan of the selected targets, no scheduler.
 import { select } from '../graph/patterns.js'
 import { hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
-import { planTarget, type TargetStatus } from '../plan/plan.js'
+import { planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
+import { updateStamp } from '../store/uptodate.js'
 import { statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
@@ -19,6 +20,8 @@ export interface StatusResult {
   status: StatusJson
   /** Its per-model counts and metrics alone (cheaper: no object per target). */
   models: StatusJson['models']
+  /** Every target of the workspace is built (then `statuses` may be made only when first read). */
+  allBuilt: boolean
   /** One line per target whose target.json cannot be used (path, problem, what to do), and one for orphans. */
   warnings: string[]
   /** Target folders on disk whose model, dataset, instance or sample the config no longer has. */
@@ -26,12 +29,38 @@ export interface StatusResult {
 }
 
 export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
-  const ws = await openForPlan(opts)
+  const ws = await openForPlan({ ...opts, stamp: true })
+  if (ws.uptodate) {
+    // the up-to-date stamp holds (store/uptodate.ts): every target is built; planned only if asked
+    let statuses: TargetStatus[] | undefined
+    let json: StatusJson | undefined
+    const plan = () => (statuses ??= planSelection(ws, []))
+    const orphans = findOrphans(ws, FolderCounter.allRecorded(ws.graph))
+    mark('orphans found')
+    const gone = orphanWarning(orphans)
+    return {
+      workspace: ws,
+      get statuses() {
+        return plan()
+      },
+      get status() {
+        return (json ??= statusJson(ws.config, plan()))
+      },
+      models: ws.uptodate.models,
+      allBuilt: true,
+      warnings: gone ? [gone] : [],
+      orphans,
+    }
+  }
   const folders = new FolderCounter()
-  const statuses = planSelection(ws, opts.patterns ?? [], folders.add)
+  let stamped: ((statuses: TargetStatus[], models: () => StatusJson['models']) => void) | undefined
+  const statuses = planSelection(ws, opts.patterns ?? [], folders.add, (ctx, io) => {
+    if (!opts.patterns?.length) stamped = (statuses, models) => updateStamp(ctx, ws.graph, io.index, statuses, models)
+  })
   let json: StatusJson | undefined
   const models = statusModels(ws.config, statuses)
   mark('models counted')
+  stamped?.(statuses, () => models)
   const orphans = findOrphans(ws, folders.known(ws.graph))
   mark('orphans found')
   const gone = orphanWarning(orphans)
@@ -42,6 +71,7 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       return (json ??= statusJson(ws.config, statuses))
     },
     models,
+    allBuilt: statuses.length === ws.graph.targets.length && statuses.every((ts) => ts.state === 'built'),
     warnings: gone ? [...recordWarnings(statuses), gone] : recordWarnings(statuses),
     orphans,
   }
@@ -52,10 +82,16 @@ export function recordWarnings(statuses: TargetStatus[]): string[] {
 }
 
 /** `onPlanned`: called with each target's status as it is made. */
-export function planSelection(ws: Workspace & { io?: IndexedIO }, patterns: string[], onPlanned?: (ts: TargetStatus) => void): TargetStatus[] {
+export function planSelection(
+  ws: Workspace & { io?: IndexedIO; inputs?: PlanContext['inputs'] },
+  patterns: string[],
+  onPlanned?: (ts: TargetStatus) => void,
+  onContext?: (ctx: PlanContext, io: IndexedIO) => void,
+): TargetStatus[] {
   const sel = select(ws.graph, patterns)
   const io = ws.io ?? indexedIO(ws.config)
-  const ctx = { config: ws.config, io, inputs: hashInputs(ws.config) }
+  const ctx: PlanContext = { config: ws.config, io, inputs: ws.inputs ?? hashInputs(ws.config) }
+  onContext?.(ctx, io)
   mark('index read, inputs hashed')
   const statuses = onPlanned
     ? sel.targets.map((t) => {

@@ -5,7 +5,7 @@ import path from 'node:path'
 import fg from 'fast-glob'
 import { readRecord } from '../store/record.js'
 import { RecordIndex } from '../store/record-index.js'
-import { statPath } from '../store/stat-prefetch.js'
+import { statPath, type StatPrefetch } from '../store/stat-prefetch.js'
 import { lockAlive } from '../store/lock.js'
 import { readJsonHead, readTail } from '../store/read.js'
 import type { ResolvedConfig } from '../config/types.js'
@@ -60,18 +60,24 @@ export const diskIO: PlanIO = {
 export interface IndexedIO extends PlanIO {
   /** Write the index if the plan read records it did not hold. */
   save(): void
-  /** Stat every indexed record and output on a worker thread, for a plan of every target. */
-  startPrefetch(): void
+  /** Stat every indexed record and output on a worker thread, for a plan of every target (with this one's results, when it stats the same list). */
+  startPrefetch(given?: StatPrefetch): void
   /** Call when the plan is made: later stats are made afresh. */
   stopPrefetch(): void
+  /** The index itself (the up-to-date stamp reads what the plan saw through it). */
+  index: RecordIndex
 }
 
 export function indexedIO(config: ResolvedConfig): IndexedIO {
   const index = new RecordIndex(path.join(config.workspace, config.targetsDir))
   const stat = (file: string) => {
     const slash = file.lastIndexOf('/')
-    const st = index.prefetchedOutput(file.slice(0, slash), file.slice(slash + 1))
-    return st === null ? statFile(statPath(file)) : st
+    const dir = file.slice(0, slash)
+    const st = index.prefetchedOutput(dir, file.slice(slash + 1))
+    if (st !== null) return st
+    const own = statFile(statPath(file))
+    index.observe(dir, file.slice(slash + 1), own)
+    return own
   }
   return {
     ...diskIO,
@@ -81,7 +87,8 @@ export function indexedIO(config: ResolvedConfig): IndexedIO {
     save: () => index.save(),
     memo: (dir) => index.memo(dir),
     setMemo: (dir, instance, key, steps) => index.setMemo(dir, instance, key, steps),
-    startPrefetch: () => index.startPrefetch(),
+    startPrefetch: (given) => index.startPrefetch(undefined, given),
+    index,
     stopPrefetch: () => index.stopPrefetch(),
   }
 }

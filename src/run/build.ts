@@ -21,7 +21,8 @@ import { RECORD_VERSION, writeRecord, type StepRecord, type TargetRecord } from 
 import { Session } from '../store/session.js'
 import { mark } from '../trace.js'
 import { recordWarnings } from '../ops/status.js'
-import { openForPlan, type WorkspaceOptions } from '../workspace.js'
+import { openForPlan, type PlannedWorkspace, type WorkspaceOptions } from '../workspace.js'
+import { updateStamp } from '../store/uptodate.js'
 import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, makeRunDir, moveOutputs, recoverTarget, releaseRunDir, removeRunDir } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
@@ -101,13 +102,19 @@ export interface BuildResult {
 const SKIP_STATES = new Set(['failed', 'timeout'])
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
-  const { config, graph, io } = await openForPlan(opts)
+  // the up-to-date stamp answers a plan of every target, nothing forced or filtered, that writes what it finds
+  const every = !opts.patterns?.length && !opts.force?.length && !opts.only && !opts.skipFailed && !opts.dryRun
+  const ws = await openForPlan({ ...opts, stamp: every })
+  const { config, graph } = ws
   const sel = select(graph, opts.patterns ?? [])
   // a forced step is forced once: after this session built it, it is judged like any other
   const isForced = forceMatcher(graph, opts.force ?? [])
   const builtNow = new Set<string>()
-  const ctx: PlanContext = { config, io, inputs: hashInputs(config), forced: (t, s) => isForced(t, s) && !builtNow.has(`${t.index}:${s}`) } // (the key string is made only for a forced step)
+  const inputs = ws.inputs ?? hashInputs(config)
   const jobs = opts.jobs ?? config.jobs
+  if (ws.uptodate) return upToDateBuild(opts, ws, inputs, jobs)
+  const io = ws.io
+  const ctx: PlanContext = { config, io, inputs, forced: (t, s) => isForced(t, s) && !builtNow.has(`${t.index}:${s}`) } // (the key string is made only for a forced step)
   const targetsRoot = path.resolve(config.workspace, config.targetsDir) // where this build's lock holder file goes
   const emit = (e: BuildEvent) => opts.onEvent?.(e)
 
@@ -162,6 +169,11 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     }
   }
   const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedOf(ts.target) : undefined)
+  // every target built: stamp the workspace; else a stamp from before goes (it would not hold)
+  if (every) {
+    updateStamp(ctx, graph, io.index, statuses, () => statusModels(config, statuses))
+    mark('up-to-date stamp updated')
+  }
   // for the live grid (every selected target, in order) and the dry-run cost/time estimate;
   // a no-op needs neither (the estimate samples other targets' records)
   mark('units listed')
@@ -190,6 +202,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       for (const s of wantedOf(ts.target)) if (!ts.steps[s].upToDate) return false
       return true
     })
+
     return {
       exitCode: opts.dryRun ? 0 : allBuilt ? 0 : 1, interrupted: false, dryRun: !!opts.dryRun, upToDate: units.length === 0, planned, outcomes: [],
       get status() {
@@ -635,5 +648,35 @@ function writeJudgements(ctx: PlanContext, statuses: TargetStatus[]): void {
     } finally {
       unlock(dir)
     }
+  }
+}
+
+/**
+ * A no-op build answered by the up-to-date stamp (store/uptodate.ts): every target is built and
+ * nothing a plan reads has changed. The plan is made only if a caller asks for the statuses.
+ */
+function upToDateBuild(opts: BuildOptions, ws: PlannedWorkspace, inputs: PlanContext['inputs'], jobs: number): BuildResult {
+  const { config, graph } = ws
+  opts.onEvent?.({ type: 'plan', time: Date.now(), targets: graph.targets.length, upToDate: 0, toRun: [], models: Object.keys(config.models), jobs, executor: opts.executor ?? config.executor.type })
+  let statuses: TargetStatus[] | undefined
+  let status: StatusJson | undefined
+  const plan = () => {
+    if (statuses) return statuses
+    const ctx: PlanContext = { config, io: ws.io, inputs }
+    statuses = graph.targets.map((t) => planTarget(ctx, t))
+    ws.io.save()
+    return statuses
+  }
+  return {
+    exitCode: 0, interrupted: false, dryRun: false, upToDate: true, planned: [], outcomes: [],
+    get status() {
+      return (status ??= statusJson(config, plan()))
+    },
+    get statuses() {
+      return plan()
+    },
+    stepFilter: () => undefined,
+    models: ws.uptodate!.models,
+    targets: graph.targets.length, allTargetsBuilt: true, config, warnings: [],
   }
 }

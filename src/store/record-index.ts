@@ -56,6 +56,13 @@ export class RecordIndex {
   /** Rows in the delta file, as read. */
   private deltaRows = 0
   private prefetch?: StatPrefetch
+  /** The last plan's prefetch and slots (for the up-to-date stamp, store/uptodate.ts). */
+  private planPrefetch?: StatPrefetch
+  private planSlots?: Map<string, [number, Row]>
+  /** Stats the plan made itself (not served by the prefetch), by path under the root: [mtimeMs, size, ino], or null (missing). */
+  private direct = new Map<string, [number, number, number] | null>()
+  /** A plan of every target is under way (startPrefetch was called): its own stats are remembered. */
+  private observing = false
   /** Prefetched targets: key -> [number of its target.json in the prefetch, its row]. */
   private slots = new Map<string, [number, Row]>()
 
@@ -113,9 +120,10 @@ export class RecordIndex {
    * Start stat'ing every indexed target.json and recorded output on a worker thread, in index
    * order, for one plan of (about) every indexed target. Worth it from a few thousand targets.
    */
-  startPrefetch(minTargets = prefetchMin()): void {
+  startPrefetch(minTargets = prefetchMin(), given?: StatPrefetch): void {
+    this.observing = true
     if (this.prefetch || this.rows.size < minTargets || !this.paths) return dropEarlyPrefetch()
-    const early = StatPrefetch.adopt(this.root, this.paths[0], this.paths[1])
+    const early = given && given.id === this.paths[0] && given.count === this.paths[1] ? given : StatPrefetch.adopt(this.root, this.paths[0], this.paths[1])
     this.prefetch = early ?? StatPrefetch.start(this.root, this.paths[0], this.paths[1])
     mark(early ? `stats: the worker started by bin/velora.js (${this.paths[1]} files)` : `stats: a worker started now (${this.paths[1]} files)`)
   }
@@ -123,8 +131,74 @@ export class RecordIndex {
   /** The plan is made: later stats are made afresh. */
   stopPrefetch(): void {
     this.prefetch?.stop()
+    this.planPrefetch = this.prefetch
     this.prefetch = undefined
-    this.slots.clear()
+    this.planSlots = this.slots
+    this.slots = new Map()
+  }
+
+  /** A stat the plan made itself (the prefetch could not say): remembered for uptodateStats. */
+  observe(dir: string, file: string, st: { mtimeMs: number; size: number; ino: number } | undefined): void {
+    if (this.observing) this.direct.set(`${this.key(dir)}/${file}`, st ? [st.mtimeMs, st.size, st.ino] : null)
+  }
+
+  /** Is this target folder's record in the index (so its files are in the paths list)? */
+  has(dir: string): boolean {
+    return this.rows.has(this.key(dir))
+  }
+
+  /**
+   * For the up-to-date stamp, after a plan: the stat of every file of the paths list as the plan
+   * saw it (the prefetch's results, or the plan's own stats), in the order of the list the index
+   * now has on disk, rewritten first if it no longer matches the rows. Undefined when the plan had
+   * no prefetch, when a stat failed, or when a file changed less than RACY_MS ago (it could change
+   * again within the same timestamp tick).
+   */
+  uptodateStats(): { pathsId: string; count: number; stats: Float64Array } | undefined {
+    if (!this.observing) return undefined
+    // (no prefetch: the index had no paths list yet, and the plan stat'ed everything itself)
+    const old = this.planPrefetch ? this.planPrefetch.all() : new Float64Array(0)
+    if (!old) return undefined
+    const slots = this.planPrefetch ? this.planSlots : undefined
+    const racy = Date.now() - RACY_MS
+    let n = 0
+    for (const row of this.rows.values()) n += 1 + outputCount(row)
+    const buf = new Float64Array(n * 3)
+    let at = 0
+    let listed = !this.dirty && this.deltaRows === 0 && this.paths !== undefined && this.paths[1] === n
+    for (const row of this.rows.values()) {
+      const key = row[0] as string
+      const slot = slots?.get(key)
+      const base = slot && slot[1] === row ? slot[0] : -1
+      if (base < 0 || base * 3 !== at) listed = false
+      const names = [RECORD_FILE, ...outputNames(row)]
+      for (let j = 0; j < names.length; j++, at += 3) {
+        let t = this.direct.get(`${key}/${names[j]}`)
+        if (t === undefined && base >= 0) {
+          const o = (base + j) * 3
+          buf[at] = old[o]
+          buf[at + 1] = old[o + 1]
+          buf[at + 2] = old[o + 2]
+          if (buf[at] > racy) return undefined
+          continue
+        }
+        // a file the plan did not look at (an orphan's, an output no step declares now): as it is now
+        if (t === undefined) {
+          const st = statSync(statPath(`${this.root}/${key}/${names[j]}`), { throwIfNoEntry: false })
+          t = st && st.isFile() ? [st.mtimeMs, st.size, st.ino] : null
+        }
+        if (t === null) buf[at] = NaN
+        else {
+          if (t[0] > racy) return undefined
+          buf[at] = t[0]
+          buf[at + 1] = t[1]
+          buf[at + 2] = t[2]
+        }
+      }
+    }
+    // the list on disk must be this one: written again (a full index) unless it already is
+    if (!listed && !this.save(true)) return undefined
+    return this.paths && this.paths[1] === n ? { pathsId: this.paths[0], count: n, stats: buf } : undefined
   }
 
   /** What a plan found of an indexed record's fingerprints (see PlanMemo); undefined if nothing. */
@@ -163,7 +237,11 @@ export class RecordIndex {
     if (row) {
       const slot = this.prefetch && this.slots.get(key)
       let st = slot ? this.prefetch!.get(slot[0]) : null
-      if (st === null) st = statSync(statPath(`${dir}/${RECORD_FILE}`), { throwIfNoEntry: false })
+      if (st === null) {
+        const own = statSync(statPath(`${dir}/${RECORD_FILE}`), { throwIfNoEntry: false })
+        this.observe(dir, RECORD_FILE, own && own.isFile() ? own : undefined)
+        st = own
+      }
       if (st && st.mtimeMs === row[1] && st.size === row[2] && st.ino === row[3]) {
         const record = decode(row)
         if (record) return { ok: true, record }
@@ -183,6 +261,7 @@ export class RecordIndex {
     let st
     try {
       st = fstatSync(fd)
+      this.observe(dir, RECORD_FILE, st)
       const buf = Buffer.allocUnsafe(st.size)
       let n = 0
       while (n < st.size) {
@@ -206,12 +285,12 @@ export class RecordIndex {
   }
 
   /** Write the index if anything changed (atomic; no fsync: it is a cache, rebuilt when lost). */
-  save(): void {
-    if (!this.dirty) return
+  save(full = false): boolean {
+    if (!this.dirty && !full) return true
     try {
       // a few changed rows go to the delta; the whole file is written when there is none yet,
       // when it lacks its paths line, or when the delta has grown past a tenth of it
-      if (this.paths && this.changed.size > 0 && (this.deltaRows + this.changed.size) * 10 <= this.rows.size) {
+      if (!full && this.paths && this.changed.size > 0 && (this.deltaRows + this.changed.size) * 10 <= this.rows.size) {
         let lines = ''
         for (const key of this.changed) {
           const row = this.rows.get(key)
@@ -221,7 +300,7 @@ export class RecordIndex {
         this.deltaRows += this.changed.size
         this.changed.clear()
         this.dirty = false
-        return
+        return true
       }
       mkdirSync(this.root, { recursive: true })
       const rows = [...this.rows.values()]
@@ -235,11 +314,14 @@ export class RecordIndex {
       const text = JSON.stringify({ v: INDEX_VERSION, record: RECORD_VERSION, entries: rows, pathsId, pathCount: paths.length })
       writeFileAtomic(this.file, asciiJson(text), { fsync: false })
       rmSync(path.join(this.root, DELTA_FILE), { force: true })
+      this.paths = [pathsId, paths.length]
       this.deltaRows = 0
       this.changed.clear()
       this.dirty = false
+      return true
     } catch {
       // a read-only workspace still plans, just without the shortcut
+      return false
     }
   }
 }

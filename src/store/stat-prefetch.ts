@@ -13,7 +13,7 @@
 // again later (the re-plan after a build) is stat'ed afresh. When the worker cannot start, fails
 // or stalls, get() answers "unknown" and the caller stats the file itself: never a wrong answer,
 // only a slower one.
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { MessagePort, Worker } from 'node:worker_threads'
 import { workerThreads } from '../builtins.js'
@@ -91,7 +91,6 @@ const fail = () => { if (ctl) { Atomics.store(ctl, 1, 2); Atomics.notify(ctl, 0)
 
 /** No progress for this long: the worker is taken to be stuck, and files are stat'ed directly. */
 const STALL_MS = 5000
-const USED = -2
 
 /** From how many targets (or listed files) a plan's stats go to a worker thread: VELORA_PREFETCH_MIN, default 2,000. */
 export function prefetchMin(): number {
@@ -131,11 +130,22 @@ function startWorker(workerData: Record<string, unknown>, transferList: MessageP
 export class StatPrefetch {
   private readonly ctl: Int32Array
   private readonly out: Float64Array
+  /** A result given out once is not given again (the buffer itself keeps what the worker saw). */
+  private readonly used: Uint8Array
   private ok = true
 
-  private constructor(sab: SharedArrayBuffer, worker: Worker | undefined) {
+  private constructor(
+    sab: SharedArrayBuffer,
+    worker: Worker | undefined,
+    /** The paths file's id and count this prefetch stats. */
+    readonly id: string,
+    readonly count: number,
+    /** The targets folder whose paths file it is. */
+    private readonly targetsDir: string,
+  ) {
     this.ctl = new Int32Array(sab, 0, 2)
     this.out = new Float64Array(sab, 8)
+    this.used = new Uint8Array(this.out.length / 3)
     if (!worker) this.ok = false
   }
 
@@ -143,7 +153,7 @@ export class StatPrefetch {
   static start(targetsDir: string, id: string, count: number): StatPrefetch {
     const sab = new SharedArrayBuffer(8 + count * 24)
     const worker = startWorker({ file: path.join(targetsDir, PATHS_FILE), prefix: statPath(targetsDir + '/'), sab, id })
-    return new StatPrefetch(sab, worker)
+    return new StatPrefetch(sab, worker, id, count, targetsDir)
   }
 
   /** The early prefetch for targetsDir, if one was started (startEarlyPrefetch) for this very list. */
@@ -162,7 +172,17 @@ export class StatPrefetch {
       void early.worker.terminate()
       return undefined
     }
-    return new StatPrefetch(msg.sab, early.worker)
+    return new StatPrefetch(msg.sab, early.worker, id, count, targetsDir)
+  }
+
+  /** Wait until the worker has stat'ed file i (false: it failed or stalled; the prefetch is then off). */
+  private reach(i: number): boolean {
+    for (;;) {
+      const done = Atomics.load(this.ctl, 0)
+      if (done > i) return true
+      if (Atomics.load(this.ctl, 1) === 2) return this.fail()
+      if (Atomics.wait(this.ctl, 0, done, STALL_MS) === 'timed-out' && Atomics.load(this.ctl, 0) === done) return this.fail()
+    }
   }
 
   /**
@@ -170,18 +190,87 @@ export class StatPrefetch {
    * the prefetch cannot say (worker failed, stalled, stopped, or this result was already used).
    */
   get(i: number): Stamp | undefined | null {
-    if (!this.ok || i < 0 || i * 3 >= this.out.length) return null
-    for (;;) {
-      const done = Atomics.load(this.ctl, 0)
-      if (done > i) break
-      if (Atomics.load(this.ctl, 1) === 2) return this.fail()
-      if (Atomics.wait(this.ctl, 0, done, STALL_MS) === 'timed-out' && Atomics.load(this.ctl, 0) === done) return this.fail()
-    }
+    if (!this.ok || i < 0 || i * 3 >= this.out.length || this.used[i] || !this.reach(i)) return null
     const m = this.out[i * 3]
-    if (m === USED || m === -1) return null
-    this.out[i * 3] = USED
+    if (m === -1) return null
+    this.used[i] = 1
     if (Number.isNaN(m)) return undefined
     return { mtimeMs: m, size: this.out[i * 3 + 1], ino: this.out[i * 3 + 2] }
+  }
+
+  /**
+   * Every file's stat as the worker saw it (mtimeMs, size, ino per file; mtimeMs NaN: missing),
+   * once it has stat'ed them all; undefined if it failed or stalled, or a stat failed otherwise than
+   * "missing". Whether or not get() gave them out: stop() does not take them away.
+   */
+  all(): Float64Array | undefined {
+    const n = this.out.length / 3
+    if (n > 0 && !this.reach(n - 1)) return undefined
+    if (Atomics.load(this.ctl, 1) !== 1 && n > 0) return undefined
+    for (let i = 0; i < this.out.length; i += 3) if (this.out[i] === -1) return undefined
+    return this.out
+  }
+
+  /**
+   * Are the stats of the list exactly `want` (mtimeMs, size, ino per file; mtimeMs NaN: missing)?
+   * For a caller that has nothing else to do than wait (the up-to-date stamp's check): while the
+   * worker stats the list from its start, this thread stats it from its end, each result compared
+   * as it comes, and the answer is "no" at the first difference, wherever it is. Undefined when it
+   * cannot tell (the worker failed, a stat failed otherwise than "missing"). The worker's results
+   * are left for get().
+   */
+  matches(want: Float64Array): boolean | undefined {
+    const n = this.out.length / 3
+    if (want.length !== this.out.length) return false
+    const same = (a: Float64Array, i: number) =>
+      a[i] === want[i] ? a[i + 1] === want[i + 1] && a[i + 2] === want[i + 2] : Number.isNaN(a[i]) && Number.isNaN(want[i])
+    // the worker's results from `checked` up to what it has done
+    let checked = 0
+    const worker = (upTo: number): boolean | undefined => {
+      for (; checked < upTo; checked++) {
+        const i = checked * 3
+        if (this.out[i] === -1) return undefined
+        if (!same(this.out, i)) return false
+      }
+      return true
+    }
+    let lines: string[] | undefined
+    if (this.ok && n - Atomics.load(this.ctl, 0) >= 4096)
+      try {
+        const text = readFileSync(path.join(this.targetsDir, PATHS_FILE), 'latin1')
+        const nl = text.indexOf('\n')
+        if (text.slice(0, nl) === `${this.id} ${this.count}`) lines = text.slice(nl + 1).split('\n')
+        if (lines?.length !== n) lines = undefined
+      } catch {}
+    let j = n - 1
+    if (lines) {
+      const prefix = statPath(this.targetsDir + '/')
+      const mine = new Float64Array(3)
+      let done = Atomics.load(this.ctl, 0)
+      for (; j >= done; j--) {
+        let st
+        try {
+          st = statSync(prefix + lines[j], { throwIfNoEntry: false })
+        } catch {
+          return undefined
+        }
+        if (st && st.isFile()) {
+          mine[0] = st.mtimeMs
+          mine[1] = st.size
+          mine[2] = st.ino
+        } else mine.fill(0).fill(NaN, 0, 1)
+        const i = j * 3
+        if (!(mine[0] === want[i] ? mine[1] === want[i + 1] && mine[2] === want[i + 2] : Number.isNaN(mine[0]) && Number.isNaN(want[i]))) return false
+        if ((j & 31) === 0) {
+          done = Atomics.load(this.ctl, 0)
+          const w = worker(Math.min(done, j))
+          if (w !== true) return w
+        }
+      }
+    }
+    // files 0..j are the worker's
+    if (j >= 0 && !this.reach(j)) return undefined
+    return worker(j + 1)
   }
 
   /** No more answers: later stats are made afresh by the caller. */
@@ -189,9 +278,9 @@ export class StatPrefetch {
     this.ok = false
   }
 
-  private fail(): null {
+  private fail(): false {
     this.ok = false
-    return null
+    return false
   }
 }
 
