@@ -221,6 +221,7 @@ export function explainChange(model: string, before: Fingerprint | undefined, af
   }
   for (const s of [...new Set([...Object.keys(before.needs), ...Object.keys(after.needs)])])
     if (JSON.stringify(before.needs[s] ?? {}) !== JSON.stringify(after.needs[s] ?? {})) r.push({ kind: 'needs-changed', step: s })
+  if ((before.sample ?? 1) !== (after.sample ?? 1) || before.step !== after.step) r.push({ kind: 'definition-changed' })
   return r
 }
 
@@ -316,6 +317,8 @@ export function planTarget(ctx: PlanContext, t: Target): TargetStatus {
           before = full.ok ? full.record.steps[step.name]?.fingerprint : undefined
         }
         for (const r of explainChange(t.model, before, fingerprint!)) reason(r)
+        // the hashes differ whatever the fields say (a record copied from another target, edited by hand): never built
+        if (reasons.length === 0) reason({ kind: 'definition-changed' })
       }
       else if (srec!.state === 'built' && !lastState) checkOutputs(ctx, dir, step, srec!, reason)
     }

@@ -52,6 +52,20 @@ function setup(ids = ['a', 'b']) {
 const reasonsOf = (ctx: PlanContext, graph: Graph, id: string, s: string) => planTarget(ctx, graph.byId.get(id)!).steps[s].reasons.map(formatReason)
 
 describe('planner scenarios', () => {
+  it('a record whose hash is not the fingerprint\'s is never built, even when no field it explains differs', () => {
+    const { graph, fs, ctx } = setup()
+    buildAll(ctx, graph, fs)
+    // a's own record, its hashes changed (a record copied from a sample of another number, or edited)
+    const a = graph.byId.get('opus/lite/a')!
+    const rec = structuredClone(planTarget(ctx, a).record!)
+    for (const s of Object.values(rec.steps)) s.hash = s.hash.replace(/^./, (c) => (c === '0' ? '1' : '0'))
+    fs.setRecord(absDir(ctx.config, a), rec)
+    const ts = planTarget(ctx, a)
+    expect(ts.steps.infer.upToDate).toBe(false)
+    expect(ts.steps.infer.reasons.map(formatReason)).toEqual(['step definition changed'])
+    expect(buildAll(ctx, graph, fs)).toEqual(['opus/lite/a:infer', 'opus/lite/a:eval'])
+  })
+
   it('first build runs everything, a rebuild runs nothing', () => {
     const { graph, fs, ctx } = setup()
     expect(buildAll(ctx, graph, fs)).toEqual([
