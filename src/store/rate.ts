@@ -65,6 +65,14 @@ export type TakeResult = { ok: true; at: number } | { ok: false; waitMs: number;
 export const STALE_MS = Number(process.env.VELORA_RATE_LOCK_STALE_MS) || 5_000
 const HOLDER_PREFIX = '.velora-rate-holder.'
 const STATE_VERSION = 1
+/**
+ * A process denied a token is queued in the state ([its id, since, when it will try again]), so
+ * that freed tokens go to those who waited longest, not to whichever process wakes first (a
+ * window freeing 20 tokens at once went whole to one process, the others starved). One that has
+ * not come back this long after it said it would has given up, and loses its place.
+ */
+type Waiter = [string, number, number]
+const WAITER_GRACE_MS = 50
 
 interface Holder {
   file: string
@@ -116,6 +124,8 @@ export class RatePool {
   private mine?: { ino: number; dev: number }
   /** The state file's size as last read. */
   private size = 0
+  /** This pool's name among the waiters. */
+  private readonly id = randomBytes(6).toString('hex')
 
   constructor(
     readonly file: string,
@@ -140,14 +150,27 @@ export class RatePool {
       fd = this.open()
       const t = now ?? Date.now()
       const { count, windowMs } = this.rate
-      const starts = this.read(fd, t)
+      const state = this.read(fd, t)
       // the takes still in the window (t - windowMs, t], oldest first
-      let live = starts.filter((s) => s > t - windowMs)
-      if (live.length >= count) return { ok: false, waitMs: Math.max(1, live[live.length - count] + windowMs - t) }
+      let live = state.starts.filter((s) => s > t - windowMs)
+      // the other processes waiting for a token (first come, first served), gone ones left out
+      const waiting = state.waiting.filter((w) => w[2] + WAITER_GRACE_MS >= t)
+      const since = waiting.find((w) => w[0] === this.id)?.[1] ?? t
+      const others = waiting.filter((w) => w[0] !== this.id)
+      const ahead = others.filter((w) => w[1] < since || (w[1] === since && w[0] < this.id)).length
+      const room = count - live.length
+      if (room <= ahead) {
+        // no token for us: when the oldest take leaves the window, or (a token is free, but it
+        // is for those who came first) as soon as they have had their turn
+        const waitMs = room > 0 ? 2 : Math.max(1, live[Math.min(ahead - room, live.length - 1)] + windowMs - t)
+        others.push([this.id, since, t + waitMs])
+        this.write(fd, JSON.stringify({ v: STATE_VERSION, count, windowMs, starts: live, waiting: others }))
+        return { ok: false, waitMs }
+      }
       live.push(t)
       live.sort((a, b) => a - b)
       if (live.length > count) live = live.slice(live.length - count)
-      this.write(fd, JSON.stringify({ v: STATE_VERSION, count, windowMs, starts: live }))
+      this.write(fd, JSON.stringify({ v: STATE_VERSION, count, windowMs, starts: live, ...(others.length ? { waiting: others } : {}) }))
       return { ok: true, at: t }
     } finally {
       if (fd !== undefined) closeSync(fd)
@@ -188,7 +211,7 @@ export class RatePool {
    * crash mid-write, or damaged) counts as a full window taken when it was last written: waiting
    * one window is better than a burst past the limit.
    */
-  private read(fd: number, now: number): number[] {
+  private read(fd: number, now: number): { starts: number[]; waiting: Waiter[] } {
     let n = 0
     for (;;) {
       if (n === ioBuf.length) {
@@ -202,18 +225,22 @@ export class RatePool {
     }
     this.size = n
     const text = ioBuf.toString('latin1', 0, n).trimEnd()
-    if (text === '') return []
+    if (text === '') return { starts: [], waiting: [] }
     const cut = text.lastIndexOf(' ')
     if (cut > 0 && text.slice(cut + 1) === checksum(text.slice(0, cut)))
       try {
         const st = JSON.parse(text.slice(0, cut))
-        if (st?.v === STATE_VERSION && Array.isArray(st.starts)) return st.starts.filter((x: unknown) => typeof x === 'number' && Number.isFinite(x))
+        if (st?.v === STATE_VERSION && Array.isArray(st.starts))
+          return {
+            starts: st.starts.filter((x: unknown) => typeof x === 'number' && Number.isFinite(x)),
+            waiting: Array.isArray(st.waiting) ? st.waiting.filter((w: unknown) => Array.isArray(w) && w.length === 3 && typeof w[0] === 'string' && Number.isFinite(w[1]) && Number.isFinite(w[2])) : [],
+          }
       } catch {}
     let at = now
     try {
       at = Math.min(now, Math.floor(fstatSync(fd).mtimeMs))
     } catch {}
-    return new Array(this.rate.count).fill(at)
+    return { starts: new Array(this.rate.count).fill(at), waiting: [] }
   }
 
   /**

@@ -170,10 +170,35 @@ describe('RatePool (one process, injected clock)', () => {
     expect(a.tryTake(0).ok).toBe(true)
     expect(b.tryTake(1).ok).toBe(true)
     expect(a.tryTake(2)).toEqual({ ok: false, waitMs: 998 })
-    expect(b.tryTake(1000).ok).toBe(true)
+    // a token is free at 1000, but a asked first and is due back then: b waits its turn
+    expect(b.tryTake(1000)).toEqual({ ok: false, waitMs: 2 })
+    expect(a.tryTake(1000).ok).toBe(true)
+    expect(b.tryTake(1002).ok).toBe(true)
     // a smaller limit given later: waits until enough takes have left the window
-    expect(new RatePool(f, { count: 1, windowMs: 1000 }).tryTake(1500)).toEqual({ ok: false, waitMs: 500 })
-    expect(new RatePool(f, { count: 1, windowMs: 1000 }).tryTake(2000).ok).toBe(true)
+    const c = new RatePool(f, { count: 1, windowMs: 1000 })
+    expect(c.tryTake(1500)).toEqual({ ok: false, waitMs: 502 })
+    expect(c.tryTake(2002).ok).toBe(true)
+  })
+
+  it('freed tokens go to the waiters in the order they came, one each, before a process that just took takes again; a waiter that does not come back loses its place', () => {
+    const f = path.join(tmp(), 'pool')
+    const rate = { count: 3, windowMs: 1000 }
+    const [a, b, c] = [new RatePool(f, rate), new RatePool(f, rate), new RatePool(f, rate)]
+    for (const t of [0, 1, 2]) expect(a.tryTake(t).ok).toBe(true)
+    // b, then c, are denied until the takes leave the window
+    expect(b.tryTake(10)).toEqual({ ok: false, waitMs: 990 })
+    // (c is behind b: it needs the second take to leave)
+    expect(c.tryTake(20)).toEqual({ ok: false, waitMs: 981 })
+    // at 1002 all three tokens are free; a comes first but may take only what nobody waits for
+    expect(a.tryTake(1002).ok).toBe(true)
+    expect(a.tryTake(1002)).toEqual({ ok: false, waitMs: 2 })
+    expect(c.tryTake(1002).ok).toBe(true)
+    expect(b.tryTake(1003).ok).toBe(true)
+    // the window is full again; a waits first this time, and b behind it
+    expect(a.tryTake(1010).ok).toBe(false)
+    expect(b.tryTake(1011).ok).toBe(false)
+    // a does not come back in time (its wait ended at 2002, plus the grace): b takes at 2100
+    expect(b.tryTake(2100).ok).toBe(true)
   })
 
   it('a state that fails its checksum (a torn write) counts as a full window from when it was written; a shorter state pads the file', () => {
