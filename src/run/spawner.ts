@@ -174,28 +174,37 @@ sub sweep {
     select(undef, undef, undef, 0.005);
   }
 }
+# the step's environment, set in the keeper before it forks (only what differs from the last
+# step's): the child between fork and exec touches as little memory as it can, for every page it
+# writes is copied (rebuilding %ENV there cost more than the fork on a slow VM)
+my %env_now;
+sub set_env {
+  my %want;
+  for (@_) { my $i = index($_, '='); $want{substr($_, 0, $i)} = substr($_, $i + 1) if $i > 0 }
+  for my $k (keys %ENV) { delete $ENV{$k} unless exists $want{$k} }
+  while (my ($k, $v) = each %want) { $ENV{$k} = $v unless exists $env_now{$k} && $env_now{$k} eq $v }
+  %env_now = %want;
+}
 # run one step, as a keeper: true when it left nothing behind
 sub run_step {
   my ($id, $cwd, $log, $argc, @rest) = @_;
   my @argv = splice(@rest, 0, $argc);
+  # what the step's process needs, made here: its folder, its log, its environment (its stdin is
+  # the keeper's, /dev/null)
+  chdir($cwd) or do { my $e = $! + 0; say_("E $id $e cannot enter $cwd: $!"); return 1 };
+  open(my $out, '>>', $log) or do { my $e = $! + 0; say_("E $id $e cannot open $log: $!"); return 1 };
+  set_env(@rest);
   pipe(my $er, my $ew) or do { say_("E $id 0 pipe: $!"); return 1 };
   my $pid = fork();
   if (!defined $pid) { my $e = $! + 0; say_("E $id $e fork: $!"); return 1 }
   if ($pid == 0) {
-    close $er;
-    $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP PIPE QUIT CHLD);
-    my $fail = sub { my $e = $! + 0; syswrite($ew, "$e $_[0]: $!"); POSIX::_exit(127) };
+    $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP PIPE QUIT);
     POSIX::setsid();
-    chdir($cwd) or $fail->("cannot enter $cwd");
-    open(STDIN, '<', '/dev/null') or $fail->('cannot open /dev/null');
-    open(STDOUT, '>>', $log) or $fail->("cannot open $log");
-    open(STDERR, '>&', \*STDOUT) or $fail->('cannot redirect stderr');
-    %ENV = ();
-    for (@rest) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v if defined $v }
+    POSIX::dup2(fileno($out), 1); POSIX::dup2(1, 2);
     { no warnings; exec { $argv[0] } @argv; }
-    $fail->("exec $argv[0]");
+    my $e = $! + 0; syswrite($ew, "$e exec $argv[0]: $!"); POSIX::_exit(127);
   }
-  close $ew;
+  close $ew; close $out;
   my $msg = ''; while (1) { my $n = sysread($er, my $c, 4096); last unless $n; $msg .= $c }
   close $er;
   if ($msg ne '') { waitpid($pid, 0); $msg =~ s/\n/ /g; say_("E $id $msg"); return 1 }

@@ -65,3 +65,16 @@ it('many steps at once through one helper: each gets its own result', async (ctx
   const results = await Promise.all(Array.from({ length: 40 }, (_, i) => run('perl', ['sh', '-c', `sleep 0.0${i % 5}; exit ${i % 7}`])))
   expect(results.map((r) => r.exit?.code)).toEqual(Array.from({ length: 40 }, (_, i) => i % 7))
 })
+
+it('a reused keeper gives each step exactly its own environment and folder: nothing of the step before it', async (ctx) => {
+  if (!requireOrSkip(hasPerl, 'perl')) return ctx.skip()
+  const sub = path.join(dir, 'sub')
+  spawnSync('mkdir', ['-p', sub])
+  const show = ['sh', '-c', 'echo "${A-unset}|${B-unset}|${C-unset}|$PWD"']
+  // one at a time: the same keeper runs them all (a keeper is only forked when none is free)
+  const a = await run('perl', show, { PATH: process.env.PATH!, A: '1', B: '2' })
+  const b = await run('perl', show, { PATH: process.env.PATH!, B: '3', C: '' }, sub)
+  const c = await run('perl', show, { PATH: process.env.PATH! })
+  const d = await run('perl', show, { PATH: process.env.PATH!, A: '1', B: '2' })
+  expect([a, b, c, d].map((r) => r.log)).toEqual([`header\n1|2|unset|${dir}\n`, `header\nunset|3||${sub}\n`, `header\nunset|unset|unset|${dir}\n`, `header\n1|2|unset|${dir}\n`])
+})
