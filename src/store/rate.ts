@@ -2,9 +2,10 @@
 // adaptive concurrency limit (AIMD) for providers that answer 429.
 //
 // A RatePool is a sliding-window log in one file (targets/.velora-rate.<pool>): the times of the
-// last `count` takes. A take is allowed when fewer than `count` takes happened in the last
-// `windowMs`, so no window of that length ever holds more than `count` takes, whichever processes
-// took them. The file is read, changed and written under an exclusive lock, <file>.lock, so two
+// last `count` takes, and the processes waiting for one (first come, first served: see Waiter). A
+// take is allowed when fewer than `count` takes happened in the last `windowMs` and the room left
+// is more than the waiters who came first, so no window of that length ever holds more than
+// `count` takes, whichever processes took them. The file is read, changed and written under an exclusive lock, <file>.lock, so two
 // processes never both take the last token. It is written in place (padded to its old length),
 // with a checksum: only lock holders read it, and a write torn by a crash fails the checksum and
 // counts as a full window (a temp file and a rename per take, as atomic.ts does, made and freed
@@ -140,7 +141,8 @@ export class RatePool {
 
   /**
    * Take one token if the window has room: { ok: true, at } (at: the take's time, as recorded), or
-   * { ok: false, waitMs } (when the oldest take in the window leaves it; busy: the lock stayed held
+   * { ok: false, waitMs } (when the take that makes room for us leaves the window, or in 2 ms when
+   * the room there is is for waiters who came first; a refusal queues us; busy: the lock stayed held
    * for spinMs). `now` (tests) is the take's time; by default the clock is read with the lock held.
    */
   tryTake(now?: number): TakeResult {
