@@ -9,7 +9,7 @@ import path from 'node:path'
 import { DatasetCache } from './dataset/cache.js'
 import { existsSync } from 'node:fs'
 import { hashInputs, indexedIO, type IndexedIO } from './plan/io.js'
-import { STAMP_FILE, checkStamp, type UptodateStamp } from './store/uptodate.js'
+import { STAMP_FILE, checkStamp, type StampPatch, type UptodateStamp } from './store/uptodate.js'
 
 export interface WorkspaceOptions {
   cwd?: string
@@ -28,6 +28,8 @@ export interface PlannedWorkspace extends Workspace {
   inputs?: Record<string, Record<string, string>>
   /** Set when the up-to-date stamp holds (store/uptodate.ts): every target is built, nothing to plan. */
   uptodate?: UptodateStamp
+  /** Set when the stamp holds but for a few targets (asked for with `patch`): plan those alone (store/uptodate.ts). */
+  patch?: StampPatch
 }
 
 export async function openWorkspace(opts: WorkspaceOptions = {}, onConfig?: (config: ResolvedConfig) => void): Promise<Workspace> {
@@ -52,7 +54,7 @@ export async function openWorkspace(opts: WorkspaceOptions = {}, onConfig?: (con
  * `stamp` (a plan of every target, nothing forced) and an up-to-date stamp on disk, the index is
  * read only if the stamp does not hold.
  */
-export async function openForPlan(opts: WorkspaceOptions & { patterns?: string[]; stamp?: boolean } = {}): Promise<PlannedWorkspace> {
+export async function openForPlan(opts: WorkspaceOptions & { patterns?: string[]; stamp?: boolean; patch?: boolean } = {}): Promise<PlannedWorkspace> {
   let io: IndexedIO | undefined
   const every = !opts.patterns?.length
   let deferred = false
@@ -67,14 +69,14 @@ export async function openForPlan(opts: WorkspaceOptions & { patterns?: string[]
   })
   if (!deferred) return { ...ws, io: io! }
   const inputs = hashInputs(ws.config)
-  const check = checkStamp({ config: ws.config, io: undefined as never, inputs }, ws.graph)
-  mark(check.ok ? 'up-to-date stamp holds' : 'up-to-date stamp checked: it does not hold')
-  if (check.ok) {
+  const check = checkStamp({ config: ws.config, io: undefined as never, inputs }, ws.graph, !!opts.patch)
+  mark(check.ok ? 'up-to-date stamp holds' : check.patch ? `up-to-date stamp holds but for ${check.patch.changed.length} target${check.patch.changed.length === 1 ? '' : 's'}` : 'up-to-date stamp checked: it does not hold')
+  if (check.ok || check.patch) {
     let lazy: IndexedIO | undefined
     return {
       ...ws,
       inputs,
-      uptodate: check.stamp,
+      ...(check.ok ? { uptodate: check.stamp } : { patch: check.patch }),
       get io() {
         return (lazy ??= indexedIO(ws.config))
       },

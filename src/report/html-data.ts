@@ -8,7 +8,9 @@ import type { TargetStatus } from '../plan/plan.js'
 import { formatReason } from '../plan/reasons.js'
 import { NOT_BUILT, resultClass, selectedState, targetMetrics, type RateStats, type StatusJson } from './json.js'
 import { tail } from './summary.js'
-import { OUTCOME_CLASSES, type OutcomeClass } from '../outcome/classify.js'
+import { OUTCOME_CLASSES, type Judgement, type OutcomeClass } from '../outcome/classify.js'
+import { StampedTarget } from '../plan/stamped.js'
+import type { StepRecord } from '../store/record.js'
 
 /** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
 export const CELL_STATES = ['built', 'uptodate', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running'] as const
@@ -131,11 +133,94 @@ export interface ReportInput {
   models: StatusJson['models']
   events: BuildEvent[]
   note?: string
+  /**
+   * Targets the up-to-date stamp stands in for keep the row the stamp wrote (as text, given to
+   * reportDataJson) and get a light row in `targets` (no steps, no metrics: enough for the page's
+   * counts and names). Only for a caller that writes the data with reportDataJson.
+   */
+  textRows?: boolean
 }
 
 const NOTHING_RAN: Record<string, string> = Object.freeze({}) as Record<string, string>
 
-export function buildReportData({ config, info, statuses, stepFilter, models: modelCounts, events, note }: ReportInput): ReportData {
+/** A step's row: [state, attempts, exit code, duration, where, class, matched] (see StepRow). */
+function stepRow(st: CellState, r: StepRecord | undefined, j: Judgement | undefined): NonNullable<StepRow> {
+  const row: NonNullable<StepRow> = [CELL_CODE[st], r?.attempts ?? 0, r?.exitCode ?? null, r?.durationMs ?? null]
+  const where = r?.jobId ? `job ${r.jobId}${r.node ? ' on ' + r.node : ''}` : undefined
+  if (j && (j.class === 'model' || j.class === 'infra' || j.matched)) {
+    row.push(where ?? 0, CLASS_CODE[j.class])
+    if (j.matched) row.push(j.matched)
+  } else if (where) row.push(where)
+  return row
+}
+
+/** A target's step rows, aligned with `steps` (null: not selected). */
+function stepRowsOf(ts: TargetStatus, steps: string[], filter: Set<string> | undefined, ran: Record<string, string>): StepRow[] {
+  const stepRows: StepRow[] = new Array(steps.length)
+  for (let k = 0; k < steps.length; k++) {
+    const name = steps[k]
+    const s = ts.steps[name]
+    if (!s || (filter && !filter.has(name))) {
+      stepRows[k] = null
+      continue
+    }
+    stepRows[k] = stepRow((s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state) as CellState, s.record, s.judgement)
+  }
+  return stepRows
+}
+
+const NO_STEPS: StepRow[] = []
+const NO_METRICS: unknown[] = []
+
+/**
+ * The row a report gives a built target that its session did not run (up to date), as JSON: what
+ * the up-to-date stamp keeps of each target (store/uptodate.ts), for a build that stands it in to
+ * put in its report as it is (buildReportData with textRows).
+ */
+export function stampedReportRow(config: ResolvedConfig, ts: TargetStatus): string {
+  const steps = config.steps.map((s) => s.name)
+  const metrics = Object.values(config.metrics)
+  const cls = resultClass(ts)
+  let metricRow = NO_METRICS
+  if (metrics.length) {
+    const values = targetMetrics(ts)
+    metricRow = metrics.map((m) => values[m.name] ?? null)
+  }
+  const datasets = Object.keys(config.datasets)
+  const row: TargetRow = [Object.keys(config.models).indexOf(ts.target.model), datasets.indexOf(ts.target.dataset), ts.target.instance.key, CELL_CODE.uptodate, stepRowsOf(ts, steps, undefined, NOTHING_RAN), metricRow, cls ? CLASS_CODE[cls] : -1]
+  if (ts.target.sample > 1) row.push(ts.target.sample)
+  return JSON.stringify(row)
+}
+
+/** report-data.json's text: JSON.stringify(data), with the rows a build took from the stamp as the stamp wrote them. */
+export function reportDataJson(data: ReportData): string {
+  const texts = (data as { [ROW_TEXTS]?: (string | undefined)[] })[ROW_TEXTS]
+  if (!texts) return JSON.stringify(data)
+  const { failures, modelFailures, timeline, targets, ...head } = data
+  const rows: string[] = new Array(targets.length)
+  for (let i = 0; i < targets.length; i++) rows[i] = texts[i] ?? JSON.stringify(targets[i])
+  return `${JSON.stringify(head).slice(0, -1)},"targets":[${rows.join(',')}],${JSON.stringify({ failures, modelFailures, timeline }).slice(1)}`
+}
+
+/**
+ * With textRows, buildReportData keeps in these (symbols: not serialized) the JSON of the rows the
+ * stamp wrote, which are holes in `targets`, and every row's cell kind (KIND_CODE).
+ */
+const ROW_TEXTS = Symbol('velora.reportRowTexts')
+const ROW_KINDS = Symbol('velora.reportRowKinds')
+const ROW_MODELS = Symbol('velora.reportRowModels')
+const KIND_CODE = Object.fromEntries(CELL_KINDS.map((k, i) => [k, i])) as Record<CellKind, number>
+
+/** The cell kind and model index of every target of the data, in order (holes in `targets` included, with textRows). */
+export function rowKinds(data: ReportData): { kind: CellKind[]; model: ArrayLike<number> } {
+  const kinds = (data as { [ROW_KINDS]?: Uint8Array })[ROW_KINDS]
+  const models = (data as { [ROW_MODELS]?: Uint16Array })[ROW_MODELS]
+  const kind: CellKind[] = new Array(data.targets.length)
+  for (let i = 0; i < kind.length; i++) kind[i] = kinds ? CELL_KINDS[kinds[i]] : cellKind(data.targets[i])
+  return { kind, model: models ?? data.targets.map((r) => r[0]) }
+}
+
+export function buildReportData({ config, info, statuses, stepFilter, models: modelCounts, events, note, textRows }: ReportInput): ReportData {
   const steps = config.steps.map((s) => s.name)
   const metrics = Object.values(config.metrics).map((m) => ({ name: m.name, agg: m.agg, step: m.step }))
   const models = Object.keys(config.models)
@@ -153,14 +238,13 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     if (samples > 1) st.samples = samples
     return st
   })
-  const targets: TargetRow[] = []
+  const targets: TargetRow[] = new Array(statuses.length)
   const failures: Failure[] = []
   const modelFailures: ModelFailure[] = []
   // target index by id, for the timeline: only the targets its events name
   const evTargets = new Set<string>()
   for (const e of events) if (e.type === 'step-started' || e.type === 'step-finished') evTargets.add(e.target)
   const byId = new Map<string, number>()
-  const NO_METRICS: unknown[] = []
   let tails = 0
   let modelTails = 0
   // (a plain loop over the plan with a table of codes: no status object per target. At 22,940
@@ -169,29 +253,52 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
   let mi = -1
   // a Map, not info.targets[t.id]: looking a fresh string up as a property internalizes it
   const ranById = new Map(Object.entries(info.targets))
+  // with textRows: the stamped rows' text, and every row's cell kind (a stamped row is a hole in `targets`)
+  const texts: (string | undefined)[] | undefined = textRows ? new Array(statuses.length) : undefined
+  const kinds = textRows ? new Uint8Array(statuses.length) : undefined
+  const modelOf = textRows ? new Uint16Array(statuses.length) : undefined
+  let ti = -1
   for (const ts of statuses) {
     const t = ts.target
+    ti++
     const filter = stepFilter?.(ts)
-    const ran: Record<string, string> = ranById.get(t.id) ?? NOTHING_RAN
-    const stepRows: StepRow[] = new Array(steps.length)
-    for (let k = 0; k < steps.length; k++) {
-      const name = steps[k]
-      const s = ts.steps[name]
-      if (!s || (filter && !filter.has(name))) {
-        stepRows[k] = null
-        continue
+    // (a target the stamp stands in for did not run: a build stands in only targets it does not plan)
+    const stamped = texts !== undefined && ts instanceof StampedTarget && ts.report !== undefined && !filter
+    const ran: Record<string, string> = stamped ? NOTHING_RAN : (ranById.get(t.id) ?? NOTHING_RAN)
+    if (stamped) {
+      // a target the up-to-date stamp stands in for, not run by this session: its row as the stamp
+      // wrote it (stampedReportRow), a light row for the page's counts (plan/stamped.ts)
+      if (t.model !== lastModel) {
+        lastModel = t.model
+        mi = idx(models, t.model)
+        if (!modelStats[mi]) modelStats[mi] = newStats({})
       }
-      const r = s.record
-      const st = s.state === 'built' ? (ran[name] === 'built' ? 'built' : 'uptodate') : s.state
-      const row: NonNullable<StepRow> = [CELL_CODE[st as CellState], r?.attempts ?? 0, r?.exitCode ?? null, r?.durationMs ?? null]
-      const where = r?.jobId ? `job ${r.jobId}${r.node ? ' on ' + r.node : ''}` : undefined
-      const j = s.judgement
-      if (j && (j.class === 'model' || j.class === 'infra' || j.matched)) {
-        row.push(where ?? 0, CLASS_CODE[j.class])
-        if (j.matched) row.push(j.matched)
-      } else if (where) row.push(where)
-      stepRows[k] = row
+      const cls = ts.cols.classOf(t.index)
+      const ms = modelStats[mi]
+      ms.counts.uptodate++
+      ms.counts.total++
+      ms.outcomes[cls]++
+      ms.results++
+      texts![ti] = ts.report
+      kinds![ti] = KIND_CODE[cls === 'model' ? 'model' : 'uptodate']
+      modelOf![ti] = mi
+      // (no row of its own: a hole, but for a model failure, which the page names)
+      if (cls === 'model') {
+        const light: TargetRow = [mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE.uptodate, NO_STEPS, NO_METRICS, CLASS_CODE[cls]]
+        if (t.sample > 1) light.push(t.sample)
+        targets[ti] = light
+        for (let k = 0; k < steps.length; k++) {
+          // (its steps made from its row: a model failure's, not every target's)
+          const s = ts.steps[steps[k]]
+          if (s.judgement?.class !== 'model') continue
+          const mf: ModelFailure = { target: ti, step: steps[k], matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null }
+          if (modelTails++ < MODEL_TAIL_CAP) mf.tail = tail(path.join(config.workspace, t.dir, `${steps[k]}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
+          modelFailures.push(mf)
+        }
+      }
+      continue
     }
+    const stepRows = stepRowsOf(ts, steps, filter, ran)
     const tstate = selectedState(ts, filter)
     const state: CellState = tstate === 'built' ? (ran !== NOTHING_RAN && Object.values(ran).includes('built') ? 'built' : 'uptodate') : (tstate as CellState)
     if (t.model !== lastModel) {
@@ -207,7 +314,7 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
       ms.outcomes[cls]++
       if (cls === 'ok' || cls === 'model') ms.results++
     }
-    if (evTargets.has(t.id)) byId.set(t.id, targets.length)
+    if (evTargets.has(t.id)) byId.set(t.id, ti)
     let metricRow = NO_METRICS
     if (metrics.length) {
       const values = targetMetrics(ts)
@@ -215,12 +322,16 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     }
     const row: TargetRow = [mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow, cls ? CLASS_CODE[cls] : -1]
     if (t.sample > 1) row.push(t.sample)
-    targets.push(row)
+    targets[ti] = row
+    if (kinds) {
+      kinds[ti] = KIND_CODE[cellKind(row)]
+      modelOf![ti] = mi
+    }
     if (cls === 'model')
       for (const name in ts.steps) {
         const s = ts.steps[name]
         if ((filter && !filter.has(name)) || s.state !== 'built' || s.judgement?.class !== 'model') continue
-        const mf: ModelFailure = { target: targets.length - 1, step: name, matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null }
+        const mf: ModelFailure = { target: ti, step: name, matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null }
         if (modelTails++ < MODEL_TAIL_CAP) mf.tail = tail(path.join(config.workspace, t.dir, `${name}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
         modelFailures.push(mf)
       }
@@ -238,7 +349,7 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
       const infra = (s.state === 'failed' || s.state === 'timeout') && s.judgement?.class === 'infra'
       const last = reasons.find((r) => r.startsWith('last attempt') || r.startsWith('its last attempt is judged'))
       const f: Failure = {
-        target: targets.length - 1,
+        target: ti,
         step: name,
         state: s.state,
         // (the class is said apart: the reason without its "; infra: ..." note)
@@ -254,7 +365,7 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     }
   }
   const { id, argv, cwd, config: cfg, executor, jobs, startedAt, endedAt, durationMs, state, exitCode, host, counts } = info
-  return {
+  const data: ReportData = {
     version: 1,
     generatedAt: new Date().toISOString(),
     ...(note ? { note } : {}),
@@ -271,6 +382,8 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     modelFailures,
     timeline: timelineOf(events, info, { models, steps, byId }),
   }
+  if (texts) Object.assign(data, { [ROW_TEXTS]: texts, [ROW_KINDS]: kinds, [ROW_MODELS]: modelOf })
+  return data
 }
 
 function zeroCounts(): Record<CellState | 'total', number> {

@@ -7,7 +7,7 @@ import { readEvents } from '../store/session.js'
 import { mark } from '../trace.js'
 import { formatDuration } from '../util.js'
 import { CLIENT_CSS, CLIENT_JS } from './html-client.js'
-import { BAR_OUTCOMES, buildReportData, CELL_KINDS, cellKind, type CellKind, type ReportData, type ReportInput } from './html-data.js'
+import { BAR_OUTCOMES, buildReportData, CELL_KINDS, reportDataJson, rowKinds, type CellKind, type ReportData, type ReportInput } from './html-data.js'
 import { formatMetric } from './summary.js'
 import { sampleSuffix } from '../graph/graph.js'
 
@@ -45,7 +45,8 @@ export function renderReport(data: ReportData, outFile: string, dataJson?: strin
   const counts = Object.entries(s.counts ?? {}).map(([k, v]) => `<span class="chip o-${esc(k)}">${esc(k)} <b>${v}</b></span>`).join(' ')
   const total = data.targets.length
   const kinds = Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>
-  for (const row of data.targets) kinds[cellKind(row)]++
+  const rowKind = rowKinds(data)
+  for (const k of rowKind.kind) kinds[k]++
   const kindTotals = CELL_KINDS.map((k) => [k, kinds[k]] as const).filter(([, n]) => n > 0)
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -68,7 +69,7 @@ ${data.note ? `<p class="note">${esc(data.note)}</p>` : ''}
 </dl>
 </header>
 <main>
-<section id="models"><h2>Models</h2>${modelsTable(data)}</section>
+<section id="models"><h2>Models</h2>${modelsTable(data, rowKind)}</section>
 ${matrixSection(data)}
 <section id="grid-section"><h2>Targets <small>${total} · one cell per target, coloured by state; hover for details, click for the log</small></h2>
 <div class="legend" id="grid-legend">${CELL_KINDS.map((k) => `<span data-kind="${k}"><i class="sw s-${k}"></i>${LABEL[k]}${k === 'model' ? ' <small>(a result)</small>' : k === 'infra' ? ' <small>(not a result, rerun)</small>' : ''}</span>`).join('')}</div>
@@ -94,7 +95,7 @@ ${modelFailuresHtml(data, outDir)}
 function matrixSection(data: ReportData): string {
   const metric = data.metrics.find((m) => m.agg === 'rate')
   if (!metric) return ''
-  const sampled = data.modelStats.some((m) => (m?.samples ?? 1) > 1) || data.targets.some((t) => (t[7] ?? 1) > 1)
+  const sampled = data.modelStats.some((m) => (m?.samples ?? 1) > 1) || data.targets.some((t) => t && (t[7] ?? 1) > 1)
   return `<section id="matrix-section"><h2>Instances × models <small>${esc(metric.name)} per instance and model; instances where models disagree (some pass, some fail) stand out</small></h2>
 <div class="mx-controls"><label><input type="checkbox" id="mx-only"> only instances where models disagree</label><label>sort <select id="mx-sort"><option value="flips">disagreements first</option><option value="dataset">dataset order</option></select></label><span id="mx-counts"></span></div>
 <div class="legend" id="matrix-legend"><span><i class="mxk pass">✓</i>pass</span><span><i class="mxk fail">✗</i>fail</span><span><i class="mxk fail">✗◆</i>model failure (a result: fail)</span>${sampled ? `<span><i class="mxk share" style="background:#96c89b">2/3</i>samples that passed, of those with a result</span>` : ''}<span><i class="mxk none">infra</i>no result: infra error, error, missing…</span><span><i class="mxk flipk">≠</i>models disagree</span></div>
@@ -102,11 +103,11 @@ function matrixSection(data: ReportData): string {
 <div id="matrix"></div></section>`
 }
 
-function modelsTable(data: ReportData): string {
+function modelsTable(data: ReportData, rowKind: ReturnType<typeof rowKinds>): string {
   const shown: CellKind[] = ['built', 'uptodate', 'model', 'infra', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running']
   const maxOf = (name: string) => Math.max(0, ...data.modelStats.map((m) => Math.abs(Number(m?.metrics[name] ?? 0)) || 0))
   const kinds = data.models.map(() => Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>)
-  for (const row of data.targets) kinds[row[0]][cellKind(row)]++
+  for (let i = 0; i < rowKind.kind.length; i++) kinds[rowKind.model[i]][rowKind.kind[i]]++
   const rows = data.models.map((m, i) => {
     const st = data.modelStats[i]
     if (!st || st.counts.total === 0) return ''
@@ -181,9 +182,9 @@ export type SessionReportInput = Omit<ReportInput, 'events'> & { dir: string }
 /** Write report-data.json and report.html into the session folder. Never throws: returns the error. */
 export function writeSessionReport(input: SessionReportInput): { file?: string; error?: string } {
   try {
-    const data = buildReportData({ ...input, events: readEvents(input.dir) })
+    const data = buildReportData({ ...input, events: readEvents(input.dir), textRows: true })
     mark('report: data built')
-    const json = JSON.stringify(data)
+    const json = reportDataJson(data)
     mark('report: data as JSON')
     writeFileAtomic(path.join(input.dir, REPORT_DATA_FILE), json, { fsync: false })
     mark('report: report-data.json written')

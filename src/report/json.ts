@@ -6,6 +6,7 @@ import { formatReason } from '../plan/reasons.js'
 import type { OutcomeClass } from '../outcome/classify.js'
 import { costMetric, stepSpend } from '../spend/usage.js'
 import { meanPassAtK, meanPassHatK, wilson } from '../stats/stats.js'
+import { StampedTarget } from '../plan/stamped.js'
 
 export interface StepJson {
   state: StepState
@@ -170,9 +171,29 @@ export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], s
   const costName = costMetric(config)?.name
   // (the instance key is made only where there are samples: pass@k groups by instance)
   const sampled = Object.values(config.models).some((m) => m.samples > 1)
+  // (for targets the up-to-date stamp stands in for: one object each for their metrics and spend,
+  // refilled from the stamp's columns for each; countModels reads them at once and keeps none)
+  const metricNames = Object.keys(config.metrics)
+  const rates = metricNames.map((k) => config.metrics[k].agg === 'rate')
+  const scratch: Record<string, unknown> = {}
+  const spent = { total: 0, failed: 0 }
   return countModels(config, (add) => {
     for (const ts of statuses) {
       const f = stepFilter?.(ts)
+      if (ts instanceof StampedTarget && !f) {
+        const c = ts.cols
+        const i = ts.target.index
+        const m = metricNames.length
+        for (let k = 0; k < m; k++) {
+          const flag = c.flags[i * m + k]
+          // a rate counts truthy values, a sum or mean Number(value): what the value was is not needed
+          scratch[metricNames[k]] = flag === 0 ? undefined : rates[k] ? flag === 2 : c.nums[i * m + k]
+        }
+        spent.total = c.spend[2 * i]
+        spent.failed = c.spend[2 * i + 1]
+        add(ts.target.model, 'built', c.classOf(i), hasMetrics ? scratch : undefined, spent, ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
+        continue
+      }
       add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, f), ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
     }
   })

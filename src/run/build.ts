@@ -22,7 +22,7 @@ import { Session } from '../store/session.js'
 import { mark } from '../trace.js'
 import { recordWarnings } from '../ops/status.js'
 import { openForPlan, type PlannedWorkspace, type WorkspaceOptions } from '../workspace.js'
-import { updateStamp } from '../store/uptodate.js'
+import { patchPlan, updatePatchedStamp, updateStamp } from '../store/uptodate.js'
 import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, makeRunDir, moveOutputs, recoverTarget, releaseRunDir, removeRunDir } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
@@ -104,7 +104,7 @@ const SKIP_STATES = new Set(['failed', 'timeout'])
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   // the up-to-date stamp answers a plan of every target, nothing forced or filtered, that writes what it finds
   const every = !opts.patterns?.length && !opts.force?.length && !opts.only && !opts.skipFailed && !opts.dryRun
-  const ws = await openForPlan({ ...opts, stamp: every })
+  const ws = await openForPlan({ ...opts, stamp: every, patch: every })
   const { config, graph } = ws
   const sel = select(graph, opts.patterns ?? [])
   // a forced step is forced once: after this session built it, it is judged like any other
@@ -113,21 +113,26 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const inputs = ws.inputs ?? hashInputs(config)
   const jobs = opts.jobs ?? config.jobs
   if (ws.uptodate) return upToDateBuild(opts, ws, inputs, jobs)
-  const io = ws.io
-  const ctx: PlanContext = { config, io, inputs, forced: (t, s) => isForced(t, s) && !builtNow.has(`${t.index}:${s}`) } // (the key string is made only for a forced step)
+  // the stamp holds but for a few targets: those alone are planned, their records read from disk
+  // (not through the index), and the others stand in as the stamp has them (store/uptodate.ts)
+  const patched = ws.patch ? patchPlan({ config, io: diskIO, inputs }, graph, ws.patch, (t) => planTarget({ config, io: diskIO, inputs }, t)) : undefined
+  const io = patched ? undefined : ws.io
+  const ctx: PlanContext = { config, io: io ?? diskIO, inputs, forced: (t, s) => isForced(t, s) && !builtNow.has(`${t.index}:${s}`) } // (the key string is made only for a forced step)
   const targetsRoot = path.resolve(config.workspace, config.targetsDir) // where this build's lock holder file goes
   const emit = (e: BuildEvent) => opts.onEvent?.(e)
 
   // plan: which steps of which targets are wanted, and which of those must run
   mark('index read, inputs hashed')
-  const statuses = sel.targets.map((t) => planTarget(ctx, t))
-  io.stopPrefetch()
+  const statuses = patched ? patched.planned : sel.targets.map((t) => planTarget(ctx, t))
+  io?.stopPrefetch()
   mark('planned')
-  if (!opts.dryRun) io.save()
+  if (!opts.dryRun) io?.save()
   mark('index saved')
+  /** Every target the build considers, stand-ins included. */
+  const whole = (considered: TargetStatus[]) => (patched ? patched.fill() : considered)
   const warnings = recordWarnings(statuses)
   // (a budget is the workspace's: every target's spend counts, selected or not)
-  const spend = config.budget ? spendOf(config, graph, statuses, io, true) : undefined
+  const spend = config.budget ? spendOf(config, graph, statuses, ctx.io, true) : undefined
   if (!opts.dryRun) writeJudgements(ctx, statuses)
   // the steps wanted of a target: the selected ones and what they need (every step, one shared Set, when no :step was selected)
   const wantedCache = new Map<number, Set<string>>()
@@ -170,9 +175,14 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedOf(ts.target) : undefined)
   // every target built: stamp the workspace; else a stamp from before goes (it would not hold)
-  if (every) {
+  if (every && io) {
     updateStamp(ctx, graph, io.index, statuses, () => statusModels(config, statuses))
     mark('up-to-date stamp updated')
+  }
+  // a patch with nothing to run: stamped again, with what the changed targets are now
+  if (patched && units.length === 0 && !opts.dryRun) {
+    updatePatchedStamp(ctx, graph, ws.patch!, patched.rows, statuses, () => statusModels(config, patched.fill()))
+    mark('up-to-date stamp patched')
   }
   // for the live grid (every selected target, in order) and the dry-run cost/time estimate;
   // a no-op needs neither (the estimate samples other targets' records)
@@ -181,8 +191,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     units.length === 0 && !opts.dryRun
       ? {}
       : {
-          ...(opts.liveView ? { selected: statuses.map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })) } : {}),
-          ...(opts.liveView || opts.dryRun || opts.estimate ? { estimate: estimatePlan(config, planned, historyFor(config, graph, statuses), jobs) } : {}),
+          ...(opts.liveView ? { selected: whole(statuses).map((ts) => ({ id: ts.target.id, model: ts.target.model, state: ts.state })) } : {}),
+          ...(opts.liveView || opts.dryRun || opts.estimate ? { estimate: estimatePlan(config, planned, historyFor(config, graph, whole(statuses)), jobs) } : {}),
         }
 
   if (opts.dryRun || units.length === 0) {
@@ -191,7 +201,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     let status: StatusJson | undefined
     let models: StatusJson['models'] | undefined
     const makeStatus = () => {
-      status = statusJson(config, statuses, stepFilter)
+      status = statusJson(config, whole(statuses), stepFilter)
       if (opts.dryRun) {
         const byTarget = new Map(status.targets.map((t) => [t.id, t]))
         for (const p of planned) byTarget.get(p.target)!.steps[p.step].state = 'stale'
@@ -208,9 +218,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       get status() {
         return status ?? makeStatus()
       },
-      statuses: considered, stepFilter,
+      get statuses() {
+        return whole(considered)
+      },
+      stepFilter,
       get models() {
-        return (models ??= statusModels(config, considered, stepFilter))
+        return (models ??= statusModels(config, whole(considered), stepFilter))
       },
       targets: sel.targets.length, allTargetsBuilt: statuses.every((ts) => ts.state === 'built'), config, warnings,
       budgetCheck: config.budget && spend && opts.dryRun ? budgetCheck(config.budget, spend.byTarget, planned, spend.costs) : undefined,
@@ -565,7 +578,13 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   let results: Map<number, FinalOutcome>
   try {
     mark('scheduler starts')
-    results = await scheduler.run()
+    const running = scheduler.run()
+    // the stand-ins are made while the first steps run (this thread has nothing else to do then)
+    if (patched) {
+      patched.fill()
+      mark('stand-ins made')
+    }
+    results = await running
     mark('scheduler done')
   } finally {
     if (opts.handleSignals) for (const s of signals) process.off(s, onSignal)
@@ -580,14 +599,18 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     o.steps[u.step] = results.get(u.id)!
     outcomes.set(target.id, o)
   }
-  const after = considered.map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
+  const after = whole(considered).map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
   mark('ran; re-planned what ran')
   // the summary and the report work from the plan; the status object is made when asked for
   const models = statusModels(config, after, stepFilter)
   let status: StatusJson | undefined
   mark('model counts')
-  io.save()
+  io?.save()
   mark('index saved')
+  if (patched) {
+    updatePatchedStamp(ctx, graph, ws.patch!, patched.rows, ws.patch!.changed.map((i) => after[i]), () => models)
+    mark('up-to-date stamp patched')
+  }
   const notBuilt = after.some((ts) => selectedState(ts, stepFilter(ts)) !== 'built')
   // a step that failed in this session fails the build even when its failure could not be
   // recorded (unwritable folder, full disk) and the last success still stands
@@ -616,7 +639,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     },
     statuses: after, stepFilter, models,
     // every step of every selected target (the targets --skip-failed left out are not built)
-    targets: sel.targets.length, allTargetsBuilt: after.length === statuses.length && after.every((ts) => ts.state === 'built'), config, warnings,
+    targets: sel.targets.length, allTargetsBuilt: after.length === whole(statuses).length && after.every((ts) => ts.state === 'built'), config, warnings,
     budget: budget ? { refusals: budget.refusals, notRun: budgetNotRun, spent: budget.spent } : undefined,
   }
 }

@@ -44,16 +44,21 @@ export function readUsage(config: ResolvedConfig, step: string, outDir: string, 
 /** What a step has cost so far: its attempts' recorded costs (a record from before usage was kept: its built cost metric). */
 export function stepSpend(rec: StepRecord | undefined, costName: string | undefined): { total: number; failed: number } {
   if (!rec) return { total: 0, failed: 0 }
-  if (rec.usage) {
+  return recordedSpend(rec.usage, rec.metrics, rec.state === 'built', costName)
+}
+
+/** stepSpend from the record's fields: its usage list, its metrics, whether it is built. */
+export function recordedSpend(usage: StepRecord['usage'], metrics: StepRecord['metrics'], built: boolean, costName: string | undefined): { total: number; failed: number } {
+  if (usage) {
     let total = 0
     let failed = 0
-    for (const u of rec.usage) {
+    for (const u of usage) {
       const c = u.cost ?? 0
       total += c
       if (u.class !== 'ok' && u.class !== 'model') failed += c
     }
     return { total, failed }
   }
-  const v = costName && rec.state === 'built' ? Number(rec.metrics?.[costName]) : NaN
+  const v = costName && built ? Number(metrics?.[costName]) : NaN
   return { total: Number.isFinite(v) ? v : 0, failed: 0 }
 }

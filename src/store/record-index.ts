@@ -154,7 +154,7 @@ export class RecordIndex {
    * no prefetch, when a stat failed, or when a file changed less than RACY_MS ago (it could change
    * again within the same timestamp tick).
    */
-  uptodateStats(): { pathsId: string; count: number; stats: Float64Array } | undefined {
+  uptodateStats(): { pathsId: string; count: number; stats: Float64Array; place: (dir: string) => [at: number, files: number] | undefined } | undefined {
     if (!this.observing) return undefined
     // (no prefetch: the index had no paths list yet, and the plan stat'ed everything itself)
     const old = this.planPrefetch ? this.planPrefetch.all() : new Float64Array(0)
@@ -166,12 +166,15 @@ export class RecordIndex {
     const buf = new Float64Array(n * 3)
     let at = 0
     let listed = !this.dirty && this.deltaRows === 0 && this.paths !== undefined && this.paths[1] === n
+    // where each row's files are in the list (for the stamp's patch)
+    const places = new Map<string, [number, number]>()
     for (const row of this.rows.values()) {
       const key = row[0] as string
       const slot = slots?.get(key)
       const base = slot && slot[1] === row ? slot[0] : -1
       if (base < 0 || base * 3 !== at) listed = false
       const names = [RECORD_FILE, ...outputNames(row)]
+      places.set(key, [at / 3, names.length])
       for (let j = 0; j < names.length; j++, at += 3) {
         let t = this.direct.get(`${key}/${names[j]}`)
         if (t === undefined && base >= 0) {
@@ -198,7 +201,7 @@ export class RecordIndex {
     }
     // the list on disk must be this one: written again (a full index) unless it already is
     if (!listed && !this.save(true)) return undefined
-    return this.paths && this.paths[1] === n ? { pathsId: this.paths[0], count: n, stats: buf } : undefined
+    return this.paths && this.paths[1] === n ? { pathsId: this.paths[0], count: n, stats: buf, place: (dir) => places.get(this.key(dir)) } : undefined
   }
 
   /** What a plan found of an indexed record's fingerprints (see PlanMemo); undefined if nothing. */
@@ -366,10 +369,8 @@ export function encode(key: string, stamp: [number, number, number], rec: Target
   const plain = rec.id === key && key === `${rec.model}/${rec.dataset}/${rec.instance}`
   const row: Row = [key, stamp[0], stamp[1], stamp[2], plain ? 0 : [rec.id, rec.model, rec.dataset, rec.instance], 0]
   for (const [name, s] of Object.entries(rec.steps)) {
-    const { state, hash, attempts, exitCode, durationMs, outputs, fingerprint: _f, startedAt: _s, endedAt: _e, session: _n, builtHash: _b, ...rest } = s
-    if (state !== 'running') delete rest.host
-    if (rest.signal === null) delete rest.signal
-    if (rest.metrics && Object.keys(rest.metrics).length === 0) delete rest.metrics
+    const { state, hash, attempts, exitCode, durationMs, outputs } = s
+    const rest = restOf(s)
     let outs: unknown[] | 0 = 0
     if (outputs) {
       outs = []
@@ -378,6 +379,19 @@ export function encode(key: string, stamp: [number, number, number], rec: Target
     row.push(name, state, hash, attempts, exitCode === undefined ? false : exitCode, durationMs === undefined ? false : durationMs, outs, Object.keys(rest).length ? rest : 0)
   }
   return row
+}
+
+/**
+ * A step record's fields but those a row has cells for (state, hash, attempts, exitCode,
+ * durationMs, outputs) and those no plan or report reads (fingerprints, times, session, builtHash,
+ * the host of a step not running, a null signal, empty metrics).
+ */
+export function restOf(s: StepRecord): Record<string, unknown> {
+  const { state, hash: _h, attempts: _a, exitCode: _x, durationMs: _d, outputs: _o, fingerprint: _f, startedAt: _s, endedAt: _e, session: _n, builtHash: _b, ...rest } = s
+  if (state !== 'running') delete rest.host
+  if (rest.signal === null) delete rest.signal
+  if (rest.metrics && Object.keys(rest.metrics).length === 0) delete rest.metrics
+  return rest
 }
 
 /** The record a row holds, or undefined when the row is not one this velora wrote. */

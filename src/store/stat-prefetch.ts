@@ -212,25 +212,30 @@ export class StatPrefetch {
   }
 
   /**
-   * Are the stats of the list exactly `want` (mtimeMs, size, ino per file; mtimeMs NaN: missing)?
-   * For a caller that has nothing else to do than wait (the up-to-date stamp's check): while the
-   * worker stats the list from its start, this thread stats it from its end, each result compared
-   * as it comes, and the answer is "no" at the first difference, wherever it is. Undefined when it
-   * cannot tell (the worker failed, a stat failed otherwise than "missing"). The worker's results
-   * are left for get().
+   * Which files' stats differ from `want` (mtimeMs, size, ino per file; mtimeMs NaN: missing), and
+   * every file's stat as seen now. For a caller that has nothing else to do than wait (the
+   * up-to-date stamp's check): while the worker stats the list from its start, this thread stats
+   * it from its end, each result compared as it comes. Undefined when it cannot tell (the worker
+   * failed, a stat failed otherwise than "missing") or when more than `limit` files differ (it
+   * stops there). The worker's results are left for get().
    */
-  matches(want: Float64Array): boolean | undefined {
+  differences(want: Float64Array, limit: number): { diffs: number[]; stats: Float64Array } | undefined {
     const n = this.out.length / 3
-    if (want.length !== this.out.length) return false
+    if (want.length !== this.out.length) return undefined
+    const stats = new Float64Array(this.out.length)
+    const diffs: number[] = []
     const same = (a: Float64Array, i: number) =>
       a[i] === want[i] ? a[i + 1] === want[i + 1] && a[i + 2] === want[i + 2] : Number.isNaN(a[i]) && Number.isNaN(want[i])
     // the worker's results from `checked` up to what it has done
     let checked = 0
-    const worker = (upTo: number): boolean | undefined => {
+    const worker = (upTo: number): boolean => {
       for (; checked < upTo; checked++) {
         const i = checked * 3
-        if (this.out[i] === -1) return undefined
-        if (!same(this.out, i)) return false
+        if (this.out[i] === -1) return false
+        stats[i] = this.out[i]
+        stats[i + 1] = this.out[i + 1]
+        stats[i + 2] = this.out[i + 2]
+        if (!same(stats, i) && diffs.push(checked) > limit) return false
       }
       return true
     }
@@ -243,9 +248,9 @@ export class StatPrefetch {
         if (lines?.length !== n) lines = undefined
       } catch {}
     let j = n - 1
+    const mine: number[] = []
     if (lines) {
       const prefix = statPath(this.targetsDir + '/')
-      const mine = new Float64Array(3)
       let done = Atomics.load(this.ctl, 0)
       for (; j >= done; j--) {
         let st
@@ -254,23 +259,24 @@ export class StatPrefetch {
         } catch {
           return undefined
         }
-        if (st && st.isFile()) {
-          mine[0] = st.mtimeMs
-          mine[1] = st.size
-          mine[2] = st.ino
-        } else mine.fill(0).fill(NaN, 0, 1)
         const i = j * 3
-        if (!(mine[0] === want[i] ? mine[1] === want[i + 1] && mine[2] === want[i + 2] : Number.isNaN(mine[0]) && Number.isNaN(want[i]))) return false
+        if (st && st.isFile()) {
+          stats[i] = st.mtimeMs
+          stats[i + 1] = st.size
+          stats[i + 2] = st.ino
+        } else stats[i] = NaN
+        if (!same(stats, i) && mine.push(j) + diffs.length > limit) return undefined
         if ((j & 31) === 0) {
           done = Atomics.load(this.ctl, 0)
-          const w = worker(Math.min(done, j))
-          if (w !== true) return w
+          if (!worker(Math.min(done, j)) || diffs.length + mine.length > limit) return undefined
         }
       }
     }
     // files 0..j are the worker's
     if (j >= 0 && !this.reach(j)) return undefined
-    return worker(j + 1)
+    if (!worker(j + 1) || diffs.length + mine.length > limit) return undefined
+    for (let k = mine.length - 1; k >= 0; k--) diffs.push(mine[k])
+    return { diffs, stats }
   }
 
   /** No more answers: later stats are made afresh by the caller. */

@@ -1,54 +1,82 @@
 // The up-to-date stamp (targets/.velora-uptodate.json): what lets a no-op `velora build` or
 // `velora status` answer "everything is up to date" without reading the record index or planning
-// a single target, as ninja answers from its log and a stat of every output.
+// a single target, as ninja answers from its log and a stat of every output; and what lets a
+// build where a few targets changed plan those alone.
 //
 // A plan of every target that finds every step of every target built writes it:
-//   - key: a digest of everything else a plan's verdict depends on: velora's formats and build,
-//     each model's model key (its steps' argv, env, inputs' hashes, needs, classify rules: plan.ts
-//     modelKey), datasets and samples, each step's outputs, the metric and budget definitions, and
-//     every target's id and instance hash, in graph order;
+//   - key: a digest of everything else a plan's verdict depends on but the targets: velora's
+//     formats and build, each model's model key (its steps' argv, env, inputs' hashes, needs,
+//     classify rules: plan.ts modelKey), datasets and samples, each step's outputs, the metric and
+//     budget definitions; ids: a digest of every target's id, in graph order; insts: of every
+//     target's id and instance hash;
 //   - the stat (mtime, size, inode) of every file that plan looked at, every target.json and every
 //     recorded output, in the order of the record index's paths list (the list the stat worker
 //     started by bin/velora.js stats anyway), with that list's id: in .velora-uptodate.stats
 //     (1.6 MB at 22,940 targets), its digest in the stamp;
+//   - per target, in graph order, where its files are in that list and its instance hash
+//     (.velora-uptodate.targets), and what the summary, the report and the status object read of
+//     its record (.velora-uptodate.rows: a row a line, its counts, durations, classes, metrics,
+//     usage), each file's digest in the stamp;
 //   - the per-model counts and metrics `velora status` prints.
-// The next plan of every target computes the key (the config, datasets and graph are loaded
+// The next plan of every target computes the keys (the config, datasets and graph are loaded
 // anyway; ~10 ms at 22,940 targets), then compares the list's stats with the stamp's as they
-// come: the worker's from the list's start, this thread's own from its end, until they meet; the
-// first difference ends the check. If all match, nothing a plan reads has changed since a plan found everything built: the answer is
-// the same, and the index (13 MB of JSON at 22,940 targets) is not even parsed. Anything else
-// (a record rewritten by a build, an import, an adopt or a crash, an output touched or removed, a
-// config or dataset change, a new velora) changes the key or a stat, and the plan runs as before.
-// The stamp is never trusted for what it does not cover: patterns, --force, --only, --skip-failed,
-// --dry-run, a command function (no model key), fewer than prefetchMin targets (no worker) all
-// plan normally. A file changed less than RACY_MS before the plan is not stamped (it could change
-// again within one timestamp tick, unseen).
-import { createHash } from 'node:crypto'
+// come: the worker's from the list's start, this thread's own from its end, until they meet.
+// If all match, nothing a plan reads has changed since a plan found everything built: the answer is
+// the same, and the index (13 MB of JSON at 22,940 targets) is not even parsed.
+// If only a few targets differ (a file of theirs, or their instance; the config and the list of
+// targets the same), a build or status plans those alone (the patch): each other target is, by
+// the stamp, built as its row says, and stands in the summary and report as that row. A target's
+// plan depends on nothing outside itself but what the key covers, so the stamp keeps holding for
+// every target it did not see change, whatever happened to the others: it is rewritten (with the
+// changed targets' new stats and rows) once they are all built again and their files are older
+// than RACY_MS, and otherwise left as it was.
+// Anything else (the config, datasets' targets, a new velora, too many targets changed) plans every
+// target as before. The stamp is never trusted for what it does not cover: patterns, --force,
+// --only, --skip-failed, --dry-run, a command function (no model key), a budget (it counts every
+// record's spend), fewer than prefetchMin targets (no worker) all plan normally. A file changed
+// less than RACY_MS before the plan is not stamped (it could change again within one timestamp
+// tick, unseen).
+import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { ResolvedConfig } from '../config/types.js'
-import type { Graph } from '../graph/graph.js'
+import type { Graph, Target } from '../graph/graph.js'
 import { FINGERPRINT_VERSION } from '../plan/fingerprint.js'
-import { modelKey, type PlanContext, type TargetStatus } from '../plan/plan.js'
-import type { StatusJson } from '../report/json.js'
+import { modelKey, planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
+import { StampColumns, StampedTarget } from '../plan/stamped.js'
+import { stampedReportRow } from '../report/html-data.js'
+import { resultClass, targetMetrics, targetSpend, type StatusJson } from '../report/json.js'
 import { PACKAGE_ROOT } from '../self.js'
 import { costMetric } from '../spend/usage.js'
 import { writeFileAtomic } from './atomic.js'
-import type { RecordIndex } from './record-index.js'
-import { RECORD_VERSION } from './record.js'
-import { StatPrefetch, prefetchMin } from './stat-prefetch.js'
+import { RACY_MS, asciiJson, restOf, type RecordIndex } from './record-index.js'
+import { RECORD_FILE, RECORD_VERSION } from './record.js'
+import { PATHS_FILE, StatPrefetch, prefetchMin, statPath } from './stat-prefetch.js'
 
 export const STAMP_FILE = '.velora-uptodate.json'
 /** The stats themselves (Float64 mtimeMs, size, ino per file, this machine's byte order), beside the stamp. */
 export const STAMP_STATS_FILE = '.velora-uptodate.stats'
-const STAMP_VERSION = 1
+/** Per target in graph order: its first file's number in the paths list and how many it has (uint32 pairs), then every instance hash (32 bytes each). */
+export const STAMP_TARGETS_FILE = '.velora-uptodate.targets'
+/** Per target in graph order, its record as the summary and report read it: a JSON array of rows, a row a line. */
+export const STAMP_ROWS_FILE = '.velora-uptodate.rows'
+/** Per target in graph order, its row in a session report when it did not run (report/html-data.ts stampedReportRow), a line each. */
+export const STAMP_REPORT_FILE = '.velora-uptodate.report'
+const STAMP_VERSION = 2
 
 export interface UptodateStamp {
   v: typeof STAMP_VERSION
   key: string
+  ids: string
+  insts: string
   pathsId: string
   count: number
   stats: string
+  /** The targets file's digest. */
+  places: string
+  /** The rows and report files' ids (each file starts with its own: a file left by another stamp is not this one's). */
+  rows: string
+  report: string
   targets: number
   models: StatusJson['models']
   at: string
@@ -60,6 +88,8 @@ export function statsDigest(stats: Float64Array): string {
   for (let i = 0; i < copy.length; i += 3) if (Number.isNaN(copy[i])) copy[i] = -3
   return createHash('sha256').update(new Uint8Array(copy.buffer)).digest('hex')
 }
+
+const digest = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex')
 
 /** JSON with functions as their source (a metric or filter written as a function). */
 const describe = (v: unknown) => JSON.stringify(v ?? null, (_k, x) => (typeof x === 'function' ? `fn:${String(x)}` : x))
@@ -79,8 +109,12 @@ function velora(): string {
   return (buildId = id)
 }
 
-/** The key of everything but the files' stats that a plan of every target depends on; undefined when a model has no model key. */
-export function workspaceKey(ctx: PlanContext, graph: Graph): string | undefined {
+/**
+ * The keys of everything but the files' stats that a plan of every target depends on: the
+ * workspace's (config, formats), its targets' ids, and their ids with their instance hashes;
+ * undefined when a model has no model key.
+ */
+export function workspaceKeys(ctx: PlanContext, graph: Graph): { key: string; ids: string; insts: string } | undefined {
   const config = ctx.config
   const models: unknown[] = []
   for (const m of Object.values(config.models)) {
@@ -88,26 +122,30 @@ export function workspaceKey(ctx: PlanContext, graph: Graph): string | undefined
     if (k === undefined) return undefined
     models.push([m.name, k, m.datasets, m.samples])
   }
-  const h = createHash('sha256')
-  h.update(
+  const key = digest(
     describe({
       v: STAMP_VERSION, fingerprint: FINGERPRINT_VERSION, record: RECORD_VERSION, velora: velora(),
-      targetsDir: config.targetsDir,
+      targetsDir: config.targetsDir, datasets: Object.keys(config.datasets),
       steps: config.steps.map((s) => [s.name, s.outputs, s.needs]),
       models, metrics: config.metrics, budget: config.budget, cost: costMetric(config)?.name ?? null,
     }),
   )
-  let chunk = ''
+  const ids = createHash('sha256')
+  const insts = createHash('sha256')
+  let a = ''
+  let b = ''
   for (const t of graph.targets) {
-    chunk += `${t.id}\0${t.instance.hash}\n`
-    if (chunk.length > 1 << 16) {
-      h.update(chunk)
-      chunk = ''
+    a += `${t.id}\n`
+    b += `${t.id}\0${t.instance.hash}\n`
+    if (b.length > 1 << 16) {
+      ids.update(a)
+      insts.update(b)
+      a = b = ''
     }
   }
-  h.update(chunk)
-  h.update(String(graph.targets.length))
-  return h.digest('hex')
+  ids.update(a + String(graph.targets.length))
+  insts.update(b + String(graph.targets.length))
+  return { key, ids: ids.digest('hex'), insts: insts.digest('hex') }
 }
 
 const stampFile = (config: ResolvedConfig) => path.join(config.workspace, config.targetsDir, STAMP_FILE)
@@ -121,17 +159,70 @@ function readStamp(config: ResolvedConfig): UptodateStamp | undefined {
   }
 }
 
-export type StampCheck = { ok: true; stamp: UptodateStamp } | { ok: false; prefetch?: StatPrefetch }
+/**
+ * The patch (see above): the targets a build or status must plan, and what it needs to stand the
+ * others in and to stamp the workspace again.
+ */
+export interface StampPatch {
+  stamp: UptodateStamp
+  /** Graph indexes of the targets to plan (a file of theirs or their instance changed since the stamp), ascending. */
+  changed: number[]
+  /** Every listed file's stat as the check saw it. */
+  stats: Float64Array
+  /** Per target: its first file's number in the paths list and its number of files. */
+  places: Uint32Array
+  /** Per target, what the counts and the report read of it (all built, as the stamp has them). */
+  cols: StampColumns
+  /** The targets folder. */
+  root: string
+}
+
+export type StampCheck = { ok: true; stamp: UptodateStamp } | { ok: false; prefetch?: StatPrefetch; patch?: StampPatch }
+
+/** How many targets a patch plans at most (past that, a plan of every target is about as quick). */
+export function patchLimit(targets: number): number {
+  return Math.max(64, Math.floor(targets / 20))
+}
+
+/** The targets file: per target its place in the paths list (two uint32), then the instance hashes (32 bytes each), then the columns (StampColumns). */
+function readTargets(root: string, stamp: UptodateStamp, metrics: string[]): { places: Uint32Array; hashes: Buffer; cols: StampColumns } | undefined {
+  try {
+    const n = stamp.targets
+    const bytes = readFileSync(path.join(root, STAMP_TARGETS_FILE))
+    if (bytes.length !== n * 40 + StampColumns.bytes(n, metrics.length) || digest(bytes) !== stamp.places) return undefined
+    // (one copy, 8-byte aligned for the typed arrays)
+    const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)
+    return { places: new Uint32Array(buf, 0, 2 * n), hashes: Buffer.from(buf, 8 * n, 32 * n), cols: new StampColumns(n, metrics, buf, 40 * n) }
+  } catch {
+    return undefined
+  }
+}
+
+function targetsFile(graph: Graph, places: Uint32Array, cols: StampColumns): Buffer | undefined {
+  const n = graph.targets.length
+  const size = StampColumns.bytes(n, cols.metrics.length)
+  const buf = Buffer.alloc(n * 40 + size)
+  Buffer.from(places.buffer, places.byteOffset, n * 8).copy(buf, 0)
+  for (let i = 0; i < n; i++) {
+    const h = graph.targets[i].instance.hash
+    if (h.length !== 64 || buf.write(h, n * 8 + i * 32, 32, 'hex') !== 32) return undefined
+  }
+  const c = cols.spend
+  Buffer.from(c.buffer, c.byteOffset, size).copy(buf, n * 40)
+  return buf
+}
 
 /**
  * Does the stamp hold? Only for a plan of every target of the graph. On a mismatch the prefetch
- * it waited for is given back, for the index to use (its results are all still unread).
+ * it waited for is given back, for the index to use (its results are all still unread); with
+ * `patchable`, a mismatch in a few targets alone gives the patch instead.
  */
-export function checkStamp(ctx: PlanContext, graph: Graph): StampCheck {
+export function checkStamp(ctx: PlanContext, graph: Graph, patchable = false): StampCheck {
   const stamp = readStamp(ctx.config)
-  if (!stamp || stamp.targets !== graph.targets.length || graph.targets.length < prefetchMin()) return { ok: false }
-  const key = workspaceKey(ctx, graph)
-  if (key !== stamp.key) return { ok: false }
+  const n = graph.targets.length
+  if (!stamp || stamp.targets !== n || n < prefetchMin()) return { ok: false }
+  const keys = workspaceKeys(ctx, graph)
+  if (!keys || keys.key !== stamp.key) return { ok: false }
   const root = path.join(ctx.config.workspace, ctx.config.targetsDir)
   // the stats the stamp was made with (checked against its digest: a torn or foreign file is no stamp)
   let want: Float64Array
@@ -144,8 +235,127 @@ export function checkStamp(ctx: PlanContext, graph: Graph): StampCheck {
   }
   if (statsDigest(want) !== stamp.stats) return { ok: false }
   const prefetch = StatPrefetch.adopt(root, stamp.pathsId, stamp.count) ?? StatPrefetch.start(root, stamp.pathsId, stamp.count)
-  if (prefetch.matches(want) !== true) return { ok: false, prefetch }
-  return { ok: true, stamp }
+  const sameTargets = keys.insts === stamp.insts
+  // a patch stands the targets it does not plan in by their place in the graph: the same targets, in the same order
+  const canPatch = patchable && keys.ids === stamp.ids && !ctx.config.budget && typeof stamp.places === 'string' && typeof stamp.rows === 'string' && typeof stamp.report === 'string'
+  if (!sameTargets && !canPatch) return { ok: false, prefetch }
+  const limit = patchLimit(n)
+  // (without a patch, the first difference ends the check)
+  const seen = prefetch.differences(want, canPatch ? limit * 4 : 0)
+  if (!seen) return { ok: false, prefetch }
+  if (seen.diffs.length === 0 && sameTargets) return { ok: true, stamp }
+  const read = readTargets(root, stamp, Object.keys(ctx.config.metrics))
+  if (!read) return { ok: false, prefetch }
+  const { places, hashes, cols } = read
+  const owner = new Int32Array(stamp.count).fill(-1)
+  for (let i = 0; i < n; i++) {
+    const at = places[2 * i]
+    const end = at + places[2 * i + 1]
+    if (end > stamp.count) return { ok: false, prefetch }
+    for (let j = at; j < end; j++) owner[j] = i
+  }
+  const changed = new Set<number>()
+  for (const p of seen.diffs) if (owner[p] >= 0) changed.add(owner[p])
+  if (!sameTargets)
+    for (let i = 0; i < n; i++) {
+      const h = graph.targets[i].instance.hash
+      if (hashes.toString('hex', i * 32, i * 32 + 32) !== h) changed.add(i)
+    }
+  if (changed.size > limit) return { ok: false, prefetch }
+  return { ok: false, patch: { stamp, changed: [...changed].sort((x, y) => x - y), stats: seen.stats, places, cols, root } }
+}
+
+/** A built target's row (plan/stamped.ts): per step of the config, its attempts, exit code, duration (false: none) and other fields (0: none). */
+function rowOf(config: ResolvedConfig, ts: TargetStatus): unknown[] | undefined {
+  const row: unknown[] = []
+  for (const step of config.steps) {
+    const r = ts.steps[step.name]?.record
+    if (!r || r.state !== 'built') return undefined
+    const rest = restOf(r)
+    row.push(r.attempts ?? false, r.exitCode === undefined ? false : r.exitCode, r.durationMs === undefined ? false : r.durationMs, Object.keys(rest).length ? rest : 0)
+  }
+  return row
+}
+
+/**
+ * The stamp's rows file: a JSON array of its id, then a row per target, a line each; its report
+ * file: its id, then a report row per target, a line each. (Each file is written whole and renamed;
+ * the stamp itself last, so a stamp names files older than it only when a write failed between:
+ * the ids tell.)
+ */
+const rowsText = (id: string, rows: string[]) => `[${JSON.stringify(id)},\n${rows.join(',\n')}]\n`
+const reportText = (id: string, rows: string[]) => `${id}\n${rows.join('\n')}\n`
+const fileId = () => randomBytes(8).toString('hex')
+
+/** The patch's rows (the file's text, parsed only if a stand-in's steps are asked for) and report rows (a string per target), or undefined when a file is not the stamp's. */
+function readRows(patch: StampPatch): { text: string; report: string[] } | undefined {
+  try {
+    const text = readFileSync(path.join(patch.root, STAMP_ROWS_FILE), 'latin1')
+    if (!text.startsWith(`[${JSON.stringify(patch.stamp.rows)},\n`)) return undefined
+    const report = readFileSync(path.join(patch.root, STAMP_REPORT_FILE), 'latin1').split('\n')
+    return report[0] === patch.stamp.report && report.length === patch.stamp.targets + 2 ? { text, report } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A patch's plan: plan the changed targets (ctx: records read from disk), stand the others in
+ * later (fill, cheap to defer: a build does it while its first steps run). Undefined when the
+ * stamp's rows cannot be read (plan every target instead).
+ */
+export type StampRows = { text: string; report: string[] }
+
+export function patchPlan(ctx: PlanContext, graph: Graph, patch: StampPatch, fallback: (t: Target) => TargetStatus): { planned: TargetStatus[]; fill: () => TargetStatus[]; rows: () => StampRows | undefined } {
+  const planned = patch.changed.map((i) => planTarget(ctx, graph.targets[i]))
+  let all: TargetStatus[] | undefined
+  let rows: StampRows | undefined | false
+  const fill = () => {
+    if (all) return all
+    rows ??= readRows(patch) ?? false
+    all = new Array(graph.targets.length)
+    const text = rows ? rows.text : ''
+    // the rows are parsed if a stand-in's steps are asked for (one JSON text: at once, not a line at a time)
+    let parsed: unknown[][] | undefined
+    const source = () => {
+      if (parsed) return parsed
+      const p = JSON.parse(text) as unknown[][]
+      if (p.length !== graph.targets.length + 1) throw new Error(`velora: internal error: the up-to-date stamp's rows are not its targets'`)
+      return (parsed = p.slice(1))
+    }
+    // (files that are not the stamp's: the other targets are planned after all)
+    for (let i = 0; i < all.length; i++) {
+      if (!rows) {
+        all[i] = fallback(graph.targets[i])
+        continue
+      }
+      const st = new StampedTarget(graph.targets[i], patch.cols, source, ctx.config)
+      st.report = rows.report[i + 1]
+      all[i] = st
+    }
+    for (let k = 0; k < patch.changed.length; k++) all[patch.changed[k]] = planned[k]
+    return all
+  }
+  return { planned, fill, rows: () => (fill(), rows || undefined) }
+}
+
+function writeStamp(root: string, made: { stamp: UptodateStamp; stats: Float64Array; places: Buffer; rows: string; report: string }): void {
+  // the files it names first: a stamp is never on disk without them
+  writeFileAtomic(path.join(root, STAMP_STATS_FILE), Buffer.from(made.stats.buffer, made.stats.byteOffset, made.stats.byteLength), { fsync: false })
+  writeFileAtomic(path.join(root, STAMP_TARGETS_FILE), made.places, { fsync: false })
+  writeFileAtomic(path.join(root, STAMP_ROWS_FILE), made.rows, { fsync: false })
+  writeFileAtomic(path.join(root, STAMP_REPORT_FILE), made.report, { fsync: false })
+  writeFileAtomic(path.join(root, STAMP_FILE), JSON.stringify(made.stamp) + '\n', { fsync: false })
+}
+
+export function removeStamp(root: string): void {
+  for (const f of [STAMP_FILE, STAMP_STATS_FILE, STAMP_TARGETS_FILE, STAMP_ROWS_FILE, STAMP_REPORT_FILE]) rmSync(path.join(root, f), { force: true })
+}
+
+const isStampable = (ts: TargetStatus) => {
+  if (ts.state !== 'built' || ts.corrupt) return false
+  for (const name in ts.steps) if (ts.steps[name].rejudged) return false
+  return true
 }
 
 /**
@@ -153,32 +363,132 @@ export function checkStamp(ctx: PlanContext, graph: Graph): StampCheck {
  * above), else remove a stamp left from before (it would not hold anyway; this spares the check).
  */
 export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, statuses: TargetStatus[], models: () => StatusJson['models']): void {
-  const file = stampFile(ctx.config)
+  const root = path.join(ctx.config.workspace, ctx.config.targetsDir)
   const fresh = () => {
     if (statuses.length !== graph.targets.length || statuses.length < prefetchMin()) return undefined
-    for (const ts of statuses) {
-      if (ts.state !== 'built' || ts.corrupt) return undefined
-      for (const name in ts.steps) if (ts.steps[name].rejudged) return undefined
-    }
-    const key = workspaceKey(ctx, graph)
-    if (!key) return undefined
+    for (const ts of statuses) if (!isStampable(ts)) return undefined
+    const keys = workspaceKeys(ctx, graph)
+    if (!keys) return undefined
     for (const ts of statuses) if (!index.has(`${ctx.config.workspace}/${ts.target.dir}`)) return undefined
     const seen = index.uptodateStats()
     if (!seen) return undefined
-    const stamp: UptodateStamp = { v: STAMP_VERSION, key, pathsId: seen.pathsId, count: seen.count, stats: statsDigest(seen.stats), targets: statuses.length, models: models(), at: new Date().toISOString() }
-    return { stamp, stats: seen.stats }
+    const places = new Uint32Array(statuses.length * 2)
+    const cols = new StampColumns(statuses.length, Object.keys(ctx.config.metrics))
+    const costName = costMetric(ctx.config)?.name
+    const rows: string[] = new Array(statuses.length)
+    const report: string[] = new Array(statuses.length)
+    for (let i = 0; i < statuses.length; i++) {
+      const ts = statuses[i]
+      if (ts.target !== graph.targets[i]) return undefined
+      const at = seen.place(`${ctx.config.workspace}/${ts.target.dir}`)
+      const row = at && rowOf(ctx.config, ts)
+      if (!row) return undefined
+      places[2 * i] = at[0]
+      places[2 * i + 1] = at[1]
+      rows[i] = JSON.stringify(row)
+      report[i] = stampedReportRow(ctx.config, ts)
+      cols.set(i, resultClass(ts), targetSpend(ts, costName), targetMetrics(ts))
+    }
+    const file = targetsFile(graph, places, cols)
+    if (!file) return undefined
+    const ids = { rows: fileId(), report: fileId() }
+    const text = asciiJson(rowsText(ids.rows, rows))
+    const rtext = asciiJson(reportText(ids.report, report))
+    const stamp: UptodateStamp = {
+      v: STAMP_VERSION, ...keys, pathsId: seen.pathsId, count: seen.count, stats: statsDigest(seen.stats), places: digest(file), ...ids,
+      targets: statuses.length, models: models(), at: new Date().toISOString(),
+    }
+    return { stamp, stats: seen.stats, places: file, rows: text, report: rtext }
   }
   try {
     const made = fresh()
-    if (made) {
-      // the stats first: a stamp is never on disk without the stats it names
-      writeFileAtomic(path.join(path.dirname(file), STAMP_STATS_FILE), Buffer.from(made.stats.buffer, made.stats.byteOffset, made.stats.byteLength), { fsync: false })
-      writeFileAtomic(file, JSON.stringify(made.stamp) + '\n', { fsync: false })
-    } else {
-      rmSync(file, { force: true })
-      rmSync(path.join(path.dirname(file), STAMP_STATS_FILE), { force: true })
-    }
+    if (made) writeStamp(root, made)
+    else removeStamp(root)
   } catch {
     // a cache: a read-only workspace plans every time
+  }
+}
+
+/**
+ * After a patch's build or status: stamp the workspace again when every target is built, with the
+ * changed targets' stats and rows as they are now. Their files are stat'ed first, then they are
+ * planned again (a change between the two is seen by the next check: the stat is older than it).
+ * The stamp is left as it was when a changed target is not built, when its files are no longer
+ * the ones the paths list has for it, or when one of them changed less than RACY_MS ago.
+ */
+export function updatePatchedStamp(ctx: PlanContext, graph: Graph, patch: StampPatch, stampRows: () => StampRows | undefined, planned: TargetStatus[], models: () => StatusJson['models']): boolean {
+  try {
+    // (planned: the changed targets' statuses, in patch.changed's order)
+    for (const ts of planned) if (!isStampable(ts)) return false
+    const racy = Date.now() - RACY_MS
+    // (a target just built: its target.json is new)
+    for (const i of patch.changed) {
+      const st = statSync(statPath(`${ctx.config.workspace}/${graph.targets[i].dir}/${RECORD_FILE}`), { throwIfNoEntry: false })
+      if (st && st.mtimeMs > racy) return false
+    }
+    const rows = stampRows()
+    if (!rows) return false
+    const keys = workspaceKeys(ctx, graph)
+    if (!keys || keys.key !== patch.stamp.key || keys.ids !== patch.stamp.ids) return false
+    let lines: string[] | undefined
+    const text = readFileSync(path.join(patch.root, PATHS_FILE), 'latin1')
+    const nl = text.indexOf('\n')
+    if (text.slice(0, nl) !== `${patch.stamp.pathsId} ${patch.stamp.count}`) return false
+    lines = text.slice(nl + 1).split('\n')
+    if (lines.length !== patch.stamp.count) return false
+    const stats = new Float64Array(patch.stats)
+    // (a copy: the stand-ins of this process read the stamp's)
+    const cols = new StampColumns(patch.cols.n, patch.cols.metrics)
+    new Uint8Array(cols.spend.buffer).set(new Uint8Array(patch.cols.spend.buffer, patch.cols.spend.byteOffset, StampColumns.bytes(cols.n, cols.metrics.length)))
+    const costName = costMetric(ctx.config)?.name
+    const prefix = statPath(patch.root + '/')
+    const out = rows.text.slice(rows.text.indexOf('\n') + 1, -2).split(',\n')
+    const rout = rows.report.slice(1, -1)
+    if (out.length !== graph.targets.length) return false
+    for (const i of patch.changed) {
+      const t = graph.targets[i]
+      const at = patch.places[2 * i]
+      const count = patch.places[2 * i + 1]
+      // (its key in the index, as RecordIndex names it)
+      const abs = `${ctx.config.workspace}/${t.dir}`
+      const key = abs.startsWith(patch.root + '/') ? abs.slice(patch.root.length + 1) : abs
+      for (let j = 0; j < count; j++) {
+        const st = statSync(prefix + lines[at + j], { throwIfNoEntry: false })
+        const o = (at + j) * 3
+        if (st && st.isFile()) {
+          if (st.mtimeMs > racy) return false
+          stats[o] = st.mtimeMs
+          stats[o + 1] = st.size
+          stats[o + 2] = st.ino
+        } else {
+          stats[o] = NaN
+          stats[o + 1] = stats[o + 2] = 0
+        }
+      }
+      const ts = planTarget(ctx, t)
+      if (!isStampable(ts) || !ts.record) return false
+      // its files now must be those the list has for it: its target.json, then each recorded output in record order
+      const names = [RECORD_FILE]
+      for (const s of Object.values(ts.record.steps)) if (s.outputs) for (const f in s.outputs) names.push(f)
+      if (names.length !== count) return false
+      for (let j = 0; j < count; j++) if (lines[at + j] !== `${key}/${names[j]}`) return false
+      const row = rowOf(ctx.config, ts)
+      if (!row) return false
+      out[i] = asciiJson(JSON.stringify(row))
+      rout[i] = asciiJson(stampedReportRow(ctx.config, ts))
+      cols.set(i, resultClass(ts), targetSpend(ts, costName), targetMetrics(ts))
+    }
+    const file = targetsFile(graph, patch.places, cols)
+    if (!file) return false
+    const ids = { rows: fileId(), report: fileId() }
+    const rowsFile = rowsText(ids.rows, out)
+    const reportFile = reportText(ids.report, rout)
+    const stamp: UptodateStamp = {
+      ...patch.stamp, ...keys, stats: statsDigest(stats), places: digest(file), ...ids, models: models(), at: new Date().toISOString(),
+    }
+    writeStamp(patch.root, { stamp, stats, places: file, rows: rowsFile, report: reportFile })
+    return true
+  } catch {
+    return false
   }
 }

@@ -121,11 +121,14 @@ describe('the up-to-date stamp', () => {
     expect(r.stderr).toContain('up-to-date stamp holds')
     expect(r.stderr).not.toContain('planned')
   }
-  /** A build, after a change: exactly these calls, then no more. */
-  function rebuilds(ws: string, expected: string[]) {
+  /**
+   * A build, after a change: exactly these calls, then no more. `alone`: the changed targets are
+   * planned alone (the stamp's patch), the others stood in; else every target is planned.
+   */
+  function rebuilds(ws: string, expected: string[], alone?: number) {
     resetCalls(ws)
     const r = traced(ws, ['build'])
-    expect(r.stderr).toContain('up-to-date stamp checked: it does not hold')
+    expect(r.stderr).toContain(alone ? `up-to-date stamp holds but for ${alone} target${alone === 1 ? '' : 's'}` : 'up-to-date stamp checked: it does not hold')
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(calls(ws).sort()).toEqual(expected.sort())
   }
@@ -146,12 +149,12 @@ describe('the up-to-date stamp', () => {
 
     // an output edited in place: that step and its dependant (the eval) run
     appendFileSync(path.join(ws, 'targets/opus/lite/p-1/eval_output.jsonl'), 'edited\n')
-    rebuilds(ws, ['opus p-1 eval 1'])
+    rebuilds(ws, ['opus p-1 eval 1'], 1)
     await stamped(ws, 6)
 
     // a target.json removed by hand: its target is built again
     rmSync(path.join(ws, 'targets/gpt/lite/p-2/target.json'))
-    rebuilds(ws, ['gpt p-2 infer 1', 'gpt p-2 eval 1'])
+    rebuilds(ws, ['gpt p-2 infer 1', 'gpt p-2 eval 1'], 1)
     await stamped(ws, 6)
 
     // a model's params
@@ -160,9 +163,14 @@ describe('the up-to-date stamp', () => {
     rebuilds(ws, ['p-1', 'p-2', 'p-3'].flatMap((i) => [`gpt ${i} infer 1`, `gpt ${i} eval 1`]))
     await stamped(ws, 6)
 
-    // a dataset line changed, one added
+    // a dataset line changed: its targets alone (their instance hash differs)
+    writeFileSync(path.join(ws, 'data.jsonl'), ['p-1', 'p-2', 'p-3'].map((id) => JSON.stringify(id === 'p-3' ? { instance_id: id, extra: true } : { instance_id: id })).join('\n') + '\n')
+    rebuilds(ws, ['opus', 'gpt'].flatMap((m) => [`${m} p-3 infer 1`, `${m} p-3 eval 1`]), 2)
+    await stamped(ws, 6)
+
+    // a dataset line added (other targets: every target is planned)
     writeFileSync(path.join(ws, 'data.jsonl'), ['p-1', 'p-2', 'p-3'].map((id) => JSON.stringify(id === 'p-3' ? { instance_id: id, extra: true } : { instance_id: id })).join('\n') + '\n' + JSON.stringify({ instance_id: 'p-4' }) + '\n')
-    rebuilds(ws, ['opus', 'gpt'].flatMap((m) => ['p-3', 'p-4'].flatMap((i) => [`${m} ${i} infer 1`, `${m} ${i} eval 1`])))
+    rebuilds(ws, ['opus', 'gpt'].flatMap((m) => [`${m} p-4 infer 1`, `${m} p-4 eval 1`]))
     await stamped(ws, 8)
 
     // classify rules that now call a built step a failure: judged again, rerun, and not stamped while it fails
