@@ -55,7 +55,7 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   const folders = new FolderCounter()
   let stamped: ((statuses: TargetStatus[], models: () => StatusJson['models']) => void) | undefined
   const statuses = planSelection(ws, opts.patterns ?? [], folders.add, (ctx, io) => {
-    if (!opts.patterns?.length) stamped = (statuses, models) => updateStamp(ctx, ws.graph, io.index, statuses, models)
+    if (!opts.patterns?.length) stamped = (statuses) => updateStamp(ctx, ws.graph, io.index, statuses)
   })
   let json: StatusJson | undefined
   const models = statusModels(ws.config, statuses)

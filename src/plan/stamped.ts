@@ -98,6 +98,19 @@ export class StampColumns {
   classOf(i: number): OutcomeClass {
     return this.cls[i] === 1 ? 'model' : 'ok'
   }
+
+  /**
+   * Target i's value of metric k as far as the counts can tell (undefined: none): one as truthy as
+   * it was, whose Number() is the same (all a rate, a sum or a mean reads of it).
+   */
+  value(i: number, k: number): unknown {
+    const m = this.metrics.length
+    const flag = this.flags[i * m + k]
+    if (flag === 0) return undefined
+    const x = this.nums[i * m + k]
+    if (flag === 1) return x // (falsy: 0 or NaN)
+    return Number.isNaN(x) ? 'x' : x === 0 ? '0' : x
+  }
 }
 
 /** The rows of the stamp's rows file, parsed when first asked for (a target's steps made from its row). */

@@ -9,7 +9,6 @@ import { formatReason } from '../plan/reasons.js'
 import { NOT_BUILT, resultClass, selectedState, targetMetrics, type RateStats, type StatusJson } from './json.js'
 import { tail } from './summary.js'
 import { OUTCOME_CLASSES, type Judgement, type OutcomeClass } from '../outcome/classify.js'
-import { StampedTarget } from '../plan/stamped.js'
 import type { StepRecord } from '../store/record.js'
 
 /** Cell states, in the order of their codes. `uptodate`: built, but not by this session. */
@@ -134,12 +133,28 @@ export interface ReportInput {
   events: BuildEvent[]
   note?: string
   /**
-   * Targets the up-to-date stamp stands in for keep the row the stamp wrote (as text, given to
-   * reportDataJson) and get a light row in `targets` (no steps, no metrics: enough for the page's
-   * counts and names). Only for a caller that writes the data with reportDataJson.
+   * The targets the up-to-date stamp stood in for (store/uptodate.ts), as the stamp has them: then
+   * only the others (`planned`) are read from `statuses`. Only for a caller that writes the data
+   * with reportDataJson (the stamped rows are holes in `targets`, their text spliced in there).
    */
-  textRows?: boolean
+  stamped?: StampedReport
 }
+
+/** What a report needs of the targets the up-to-date stamp stands in for, without a look at each. */
+export interface StampedReport {
+  /** The stamp's report rows (stampedReportRow, ASCII), joined by ",\n", and where each starts in it (one more offset: where the next would). */
+  text: Buffer
+  offsets: Uint32Array
+  /** The targets planned, not stood in: ascending indexes into `statuses`. */
+  planned: number[]
+  /** Per model (config order): how many targets were stood in, and of them model failures. */
+  count: number[]
+  model: number[]
+  /** The stood-in targets' model failures, by target index: [index, step, matched, exit code]. */
+  modelFailures: StampedModelFailure[]
+}
+
+export type StampedModelFailure = [target: number, step: string, matched: string | null, exitCode: number | null]
 
 const NOTHING_RAN: Record<string, string> = Object.freeze({}) as Record<string, string>
 
@@ -175,7 +190,8 @@ const NO_METRICS: unknown[] = []
 /**
  * The row a report gives a built target that its session did not run (up to date), as JSON: what
  * the up-to-date stamp keeps of each target (store/uptodate.ts), for a build that stands it in to
- * put in its report as it is (buildReportData with textRows).
+ * put in its report as it is (buildReportData with `stamped`). No '<' in it (escaped: the page
+ * embeds the data in a <script>).
  */
 export function stampedReportRow(config: ResolvedConfig, ts: TargetStatus): string {
   const steps = config.steps.map((s) => s.name)
@@ -189,38 +205,61 @@ export function stampedReportRow(config: ResolvedConfig, ts: TargetStatus): stri
   const datasets = Object.keys(config.datasets)
   const row: TargetRow = [Object.keys(config.models).indexOf(ts.target.model), datasets.indexOf(ts.target.dataset), ts.target.instance.key, CELL_CODE.uptodate, stepRowsOf(ts, steps, undefined, NOTHING_RAN), metricRow, cls ? CLASS_CODE[cls] : -1]
   if (ts.target.sample > 1) row.push(ts.target.sample)
-  return JSON.stringify(row)
+  return JSON.stringify(row).replace(/</g, '\\u003c')
 }
 
-/** report-data.json's text: JSON.stringify(data), with the rows a build took from the stamp as the stamp wrote them. */
-export function reportDataJson(data: ReportData): string {
-  const texts = (data as { [ROW_TEXTS]?: (string | undefined)[] })[ROW_TEXTS]
-  if (!texts) return JSON.stringify(data)
-  const { failures, modelFailures, timeline, targets, ...head } = data
-  const rows: string[] = new Array(targets.length)
-  for (let i = 0; i < targets.length; i++) rows[i] = texts[i] ?? JSON.stringify(targets[i])
-  return `${JSON.stringify(head).slice(0, -1)},"targets":[${rows.join(',')}],${JSON.stringify({ failures, modelFailures, timeline }).slice(1)}`
+/** The model failures of a built target, as the stamp keeps them. */
+export function stampedModelFailures(ts: TargetStatus, index: number): StampedModelFailure[] {
+  const out: StampedModelFailure[] = []
+  for (const name in ts.steps) {
+    const s = ts.steps[name]
+    if (s.state === 'built' && s.judgement?.class === 'model') out.push([index, name, s.judgement.matched ?? null, s.record?.exitCode ?? null])
+  }
+  return out
 }
 
 /**
- * With textRows, buildReportData keeps in these (symbols: not serialized) the JSON of the rows the
- * stamp wrote, which are holes in `targets`, and every row's cell kind (KIND_CODE).
+ * report-data.json's bytes: JSON.stringify(data), with the rows of the targets the stamp stood in
+ * for spliced in as the stamp wrote them (its bytes, not copied into a string). With them, no '<'
+ * is left in it (see stampedReportRow), so the page need not escape it: `safe`.
  */
-const ROW_TEXTS = Symbol('velora.reportRowTexts')
-const ROW_KINDS = Symbol('velora.reportRowKinds')
-const ROW_MODELS = Symbol('velora.reportRowModels')
-const KIND_CODE = Object.fromEntries(CELL_KINDS.map((k, i) => [k, i])) as Record<CellKind, number>
-
-/** The cell kind and model index of every target of the data, in order (holes in `targets` included, with textRows). */
-export function rowKinds(data: ReportData): { kind: CellKind[]; model: ArrayLike<number> } {
-  const kinds = (data as { [ROW_KINDS]?: Uint8Array })[ROW_KINDS]
-  const models = (data as { [ROW_MODELS]?: Uint16Array })[ROW_MODELS]
-  const kind: CellKind[] = new Array(data.targets.length)
-  for (let i = 0; i < kind.length; i++) kind[i] = kinds ? CELL_KINDS[kinds[i]] : cellKind(data.targets[i])
-  return { kind, model: models ?? data.targets.map((r) => r[0]) }
+export function reportDataJson(data: ReportData): { bytes: Buffer; safe: boolean } {
+  const splice = (data as { [SPLICE]?: StampedReport })[SPLICE]
+  if (!splice) return { bytes: Buffer.from(JSON.stringify(data)), safe: false }
+  const { failures, modelFailures, timeline, targets, ...head } = data
+  const esc = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c')
+  const { text, offsets: off, planned } = splice
+  // the stamp's text between planned targets, each planned target's row in its place
+  const parts: Buffer[] = [Buffer.from(`${esc(head).slice(0, -1)},"targets":[`)]
+  let from = 0
+  for (const i of planned) {
+    parts.push(text.subarray(off[from], off[i]), Buffer.from(esc(targets[i]) + ',\n'))
+    from = i + 1
+  }
+  const n = off.length - 1
+  if (from < n) parts.push(text.subarray(off[from], off[n] - 2))
+  else parts[parts.length - 1] = parts[parts.length - 1].subarray(0, -2)
+  parts.push(Buffer.from(`],${esc({ failures, modelFailures, timeline }).slice(1)}`))
+  return { bytes: Buffer.concat(parts), safe: true }
 }
 
-export function buildReportData({ config, info, statuses, stepFilter, models: modelCounts, events, note, textRows }: ReportInput): ReportData {
+/**
+ * With `stamped`, buildReportData keeps in these (symbols: not serialized) what reportDataJson
+ * splices in, and every model's targets by cell kind (the stood-in rows are holes in `targets`).
+ */
+const SPLICE = Symbol('velora.reportSplice')
+const KINDS = Symbol('velora.reportKinds')
+
+/** Per model index, its targets by cell kind. */
+export function kindCounts(data: ReportData): Record<CellKind, number>[] {
+  const known = (data as { [KINDS]?: Record<CellKind, number>[] })[KINDS]
+  if (known) return known
+  const kinds = data.models.map(() => Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>)
+  for (const row of data.targets) kinds[row[0]][cellKind(row)]++
+  return kinds
+}
+
+export function buildReportData({ config, info, statuses, stepFilter, models: modelCounts, events, note, stamped }: ReportInput): ReportData {
   const steps = config.steps.map((s) => s.name)
   const metrics = Object.values(config.metrics).map((m) => ({ name: m.name, agg: m.agg, step: m.step }))
   const models = Object.keys(config.models)
@@ -246,58 +285,19 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
   for (const e of events) if (e.type === 'step-started' || e.type === 'step-finished') evTargets.add(e.target)
   const byId = new Map<string, number>()
   let tails = 0
-  let modelTails = 0
   // (a plain loop over the plan with a table of codes: no status object per target. At 22,940
   // targets this runs once, mostly before V8 optimizes it)
   let lastModel = ''
   let mi = -1
   // a Map, not info.targets[t.id]: looking a fresh string up as a property internalizes it
   const ranById = new Map(Object.entries(info.targets))
-  // with textRows: the stamped rows' text, and every row's cell kind (a stamped row is a hole in `targets`)
-  const texts: (string | undefined)[] | undefined = textRows ? new Array(statuses.length) : undefined
-  const kinds = textRows ? new Uint8Array(statuses.length) : undefined
-  const modelOf = textRows ? new Uint16Array(statuses.length) : undefined
-  let ti = -1
-  for (const ts of statuses) {
+  // per model, its targets by cell kind (with `stamped`: the rows are not all there to count)
+  const kinds = stamped ? models.map(() => Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>) : undefined
+  const one = (ti: number) => {
+    const ts = statuses[ti]
     const t = ts.target
-    ti++
     const filter = stepFilter?.(ts)
-    // (a target the stamp stands in for did not run: a build stands in only targets it does not plan)
-    const stamped = texts !== undefined && ts instanceof StampedTarget && ts.report !== undefined && !filter
-    const ran: Record<string, string> = stamped ? NOTHING_RAN : (ranById.get(t.id) ?? NOTHING_RAN)
-    if (stamped) {
-      // a target the up-to-date stamp stands in for, not run by this session: its row as the stamp
-      // wrote it (stampedReportRow), a light row for the page's counts (plan/stamped.ts)
-      if (t.model !== lastModel) {
-        lastModel = t.model
-        mi = idx(models, t.model)
-        if (!modelStats[mi]) modelStats[mi] = newStats({})
-      }
-      const cls = ts.cols.classOf(t.index)
-      const ms = modelStats[mi]
-      ms.counts.uptodate++
-      ms.counts.total++
-      ms.outcomes[cls]++
-      ms.results++
-      texts![ti] = ts.report
-      kinds![ti] = KIND_CODE[cls === 'model' ? 'model' : 'uptodate']
-      modelOf![ti] = mi
-      // (no row of its own: a hole, but for a model failure, which the page names)
-      if (cls === 'model') {
-        const light: TargetRow = [mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE.uptodate, NO_STEPS, NO_METRICS, CLASS_CODE[cls]]
-        if (t.sample > 1) light.push(t.sample)
-        targets[ti] = light
-        for (let k = 0; k < steps.length; k++) {
-          // (its steps made from its row: a model failure's, not every target's)
-          const s = ts.steps[steps[k]]
-          if (s.judgement?.class !== 'model') continue
-          const mf: ModelFailure = { target: ti, step: steps[k], matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null }
-          if (modelTails++ < MODEL_TAIL_CAP) mf.tail = tail(path.join(config.workspace, t.dir, `${steps[k]}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
-          modelFailures.push(mf)
-        }
-      }
-      continue
-    }
+    const ran: Record<string, string> = ranById.get(t.id) ?? NOTHING_RAN
     const stepRows = stepRowsOf(ts, steps, filter, ran)
     const tstate = selectedState(ts, filter)
     const state: CellState = tstate === 'built' ? (ran !== NOTHING_RAN && Object.values(ran).includes('built') ? 'built' : 'uptodate') : (tstate as CellState)
@@ -323,19 +323,14 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     const row: TargetRow = [mi, idx(datasets, t.dataset), t.instance.key, CELL_CODE[state], stepRows, metricRow, cls ? CLASS_CODE[cls] : -1]
     if (t.sample > 1) row.push(t.sample)
     targets[ti] = row
-    if (kinds) {
-      kinds[ti] = KIND_CODE[cellKind(row)]
-      modelOf![ti] = mi
-    }
+    if (kinds) kinds[mi][cellKind(row)]++
     if (cls === 'model')
       for (const name in ts.steps) {
         const s = ts.steps[name]
         if ((filter && !filter.has(name)) || s.state !== 'built' || s.judgement?.class !== 'model') continue
-        const mf: ModelFailure = { target: ti, step: name, matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null }
-        if (modelTails++ < MODEL_TAIL_CAP) mf.tail = tail(path.join(config.workspace, t.dir, `${name}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
-        modelFailures.push(mf)
+        modelFailures.push({ target: ti, step: name, matched: s.judgement.matched, exitCode: s.record?.exitCode ?? null })
       }
-    if (tstate === 'built') continue // nothing failed here (a built target's steps are all built)
+    if (tstate === 'built') return // nothing failed here (a built target's steps are all built)
     const own: Failure[] = []
     for (const name in ts.steps) {
       const s = ts.steps[name]
@@ -364,6 +359,40 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
       failures.push(f)
     }
   }
+  if (!stamped) for (let ti = 0; ti < statuses.length; ti++) one(ti)
+  else {
+    for (const ti of stamped.planned) one(ti)
+    // the stood-in targets: up to date, a result each (ok or a model failure), counted per model
+    for (let m = 0; m < models.length && m < stamped.count.length; m++) {
+      const n = stamped.count[m]
+      if (!n) continue
+      const ms = (modelStats[m] ??= newStats({}))
+      ms.counts.uptodate += n
+      ms.counts.total += n
+      ms.outcomes.model += stamped.model[m]
+      ms.outcomes.ok += n - stamped.model[m]
+      ms.results += n
+      kinds![m].uptodate += n - stamped.model[m]
+      kinds![m].model += stamped.model[m]
+    }
+    // their model failures, in target order among the planned targets' (a light row for each, which the page names)
+    const mine = modelFailures.splice(0)
+    let k = 0
+    for (const [i, step, matched, exitCode] of stamped.modelFailures) {
+      while (k < mine.length && mine[k].target < i) modelFailures.push(mine[k++])
+      const t = statuses[i].target
+      const light: TargetRow = [idx(models, t.model), idx(datasets, t.dataset), t.instance.key, CELL_CODE.uptodate, NO_STEPS, NO_METRICS, CLASS_CODE.model]
+      if (t.sample > 1) light.push(t.sample)
+      targets[i] = light
+      modelFailures.push({ target: i, step, ...(matched === null ? {} : { matched }), exitCode })
+    }
+    while (k < mine.length) modelFailures.push(mine[k++])
+  }
+  // the first model failures' log tails
+  for (const mf of modelFailures.slice(0, MODEL_TAIL_CAP)) {
+    const t = statuses[mf.target].target
+    mf.tail = tail(path.join(config.workspace, t.dir, `${mf.step}.log`), TAIL_LINES).map((l) => (l.length > 400 ? l.slice(0, 400) + '…' : l))
+  }
   const { id, argv, cwd, config: cfg, executor, jobs, startedAt, endedAt, durationMs, state, exitCode, host, counts } = info
   const data: ReportData = {
     version: 1,
@@ -382,7 +411,7 @@ export function buildReportData({ config, info, statuses, stepFilter, models: mo
     modelFailures,
     timeline: timelineOf(events, info, { models, steps, byId }),
   }
-  if (texts) Object.assign(data, { [ROW_TEXTS]: texts, [ROW_KINDS]: kinds, [ROW_MODELS]: modelOf })
+  if (stamped) Object.assign(data, { [SPLICE]: stamped, [KINDS]: kinds })
   return data
 }
 

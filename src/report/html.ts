@@ -7,7 +7,7 @@ import { readEvents } from '../store/session.js'
 import { mark } from '../trace.js'
 import { formatDuration } from '../util.js'
 import { CLIENT_CSS, CLIENT_JS } from './html-client.js'
-import { BAR_OUTCOMES, buildReportData, CELL_KINDS, reportDataJson, rowKinds, type CellKind, type ReportData, type ReportInput } from './html-data.js'
+import { BAR_OUTCOMES, buildReportData, CELL_KINDS, kindCounts, reportDataJson, type CellKind, type ReportData, type ReportInput } from './html-data.js'
 import { formatMetric } from './summary.js'
 import { sampleSuffix } from '../graph/graph.js'
 
@@ -38,17 +38,28 @@ export function targetId(data: ReportData, row: ReportData['targets'][number]): 
 
 /** dataJson: JSON.stringify(data), when the caller has it already (1 MB at 20,000 targets). */
 export function renderReport(data: ReportData, outFile: string, dataJson?: string): string {
+  const { before, logBase, after } = renderReportParts(data, outFile)
+  return `${before}${(dataJson ?? JSON.stringify(data)).slice(0, -1).replace(/</g, '\\u003c')},"logBase":${logBase}}${after}`
+}
+
+/**
+ * The page around its data: what comes before it, then the data (report-data.json's text with
+ * `"logBase":logBase` added as its last field), then what comes after. Written part by part, the
+ * data (most of the page) is neither copied into the page's string nor encoded twice (report-data.json
+ * and the page get the same bytes: see writeSessionReport).
+ */
+export function renderReportParts(data: ReportData, outFile: string): { before: string; logBase: string; after: string } {
   const outDir = path.dirname(path.resolve(outFile))
   const s = data.session
   const base = path.relative(outDir, path.join(data.workspace, data.targetsDir)).split(path.sep).join('/')
-  const json = (dataJson ? `${dataJson.slice(0, -1)},"logBase":${JSON.stringify(base)}}` : JSON.stringify({ ...data, logBase: base })).replace(/</g, '\\u003c')
+  const logBase = JSON.stringify(base).replace(/</g, '\\u003c')
   const counts = Object.entries(s.counts ?? {}).map(([k, v]) => `<span class="chip o-${esc(k)}">${esc(k)} <b>${v}</b></span>`).join(' ')
   const total = data.targets.length
   const kinds = Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>
-  const rowKind = rowKinds(data)
-  for (const k of rowKind.kind) kinds[k]++
+  const perModel = kindCounts(data)
+  for (const m of perModel) for (const k of CELL_KINDS) kinds[k] += m[k]
   const kindTotals = CELL_KINDS.map((k) => [k, kinds[k]] as const).filter(([, n]) => n > 0)
-  return `<!doctype html>
+  const [before, after] = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -69,7 +80,7 @@ ${data.note ? `<p class="note">${esc(data.note)}</p>` : ''}
 </dl>
 </header>
 <main>
-<section id="models"><h2>Models</h2>${modelsTable(data, rowKind)}</section>
+<section id="models"><h2>Models</h2>${modelsTable(data, perModel)}</section>
 ${matrixSection(data)}
 <section id="grid-section"><h2>Targets <small>${total} · one cell per target, coloured by state; hover for details, click for the log</small></h2>
 <div class="legend" id="grid-legend">${CELL_KINDS.map((k) => `<span data-kind="${k}"><i class="sw s-${k}"></i>${LABEL[k]}${k === 'model' ? ' <small>(a result)</small>' : k === 'infra' ? ' <small>(not a result, rerun)</small>' : ''}</span>`).join('')}</div>
@@ -82,11 +93,15 @@ ${modelFailuresHtml(data, outDir)}
 </main>
 <footer>written by velora at ${esc(data.generatedAt)} · ${esc(data.workspace)}</footer>
 <div id="tip" role="tooltip"></div>
-<script type="application/json" id="velora-data">${json}</script>
+<script type="application/json" id="velora-data">${DATA_MARK}</script>
 <script>${CLIENT_JS}</script>
 </body></html>
-`
+`.split(DATA_MARK)
+  return { before, logBase, after }
 }
+
+/** Where the data goes in the page (split there: see renderReportParts). */
+const DATA_MARK = '\u0001velora-data\u0001'
 
 /**
  * The model × instance matrix on the first `rate` metric: the frame (controls, legend); the table is
@@ -103,11 +118,9 @@ function matrixSection(data: ReportData): string {
 <div id="matrix"></div></section>`
 }
 
-function modelsTable(data: ReportData, rowKind: ReturnType<typeof rowKinds>): string {
+function modelsTable(data: ReportData, kinds: Record<CellKind, number>[]): string {
   const shown: CellKind[] = ['built', 'uptodate', 'model', 'infra', 'failed', 'timeout', 'interrupted', 'blocked', 'stale', 'missing', 'running']
   const maxOf = (name: string) => Math.max(0, ...data.modelStats.map((m) => Math.abs(Number(m?.metrics[name] ?? 0)) || 0))
-  const kinds = data.models.map(() => Object.fromEntries(CELL_KINDS.map((k) => [k, 0])) as Record<CellKind, number>)
-  for (let i = 0; i < rowKind.kind.length; i++) kinds[rowKind.model[i]][rowKind.kind[i]]++
   const rows = data.models.map((m, i) => {
     const st = data.modelStats[i]
     if (!st || st.counts.total === 0) return ''
@@ -182,14 +195,17 @@ export type SessionReportInput = Omit<ReportInput, 'events'> & { dir: string }
 /** Write report-data.json and report.html into the session folder. Never throws: returns the error. */
 export function writeSessionReport(input: SessionReportInput): { file?: string; error?: string } {
   try {
-    const data = buildReportData({ ...input, events: readEvents(input.dir), textRows: true })
+    const data = buildReportData({ ...input, events: readEvents(input.dir) })
     mark('report: data built')
-    const json = reportDataJson(data)
+    const { bytes, safe } = reportDataJson(data)
     mark('report: data as JSON')
-    writeFileAtomic(path.join(input.dir, REPORT_DATA_FILE), json, { fsync: false })
+    writeFileAtomic(path.join(input.dir, REPORT_DATA_FILE), bytes, { fsync: false })
     mark('report: report-data.json written')
     const file = path.join(input.dir, REPORT_FILE)
-    const html = renderReport(data, file, json)
+    const { before, logBase, after } = renderReportParts(data, file)
+    // the same bytes as report-data.json (escaped for the <script> if they may hold a '<')
+    const json = safe ? bytes.subarray(0, bytes.length - 1) : Buffer.from(bytes.toString('utf8', 0, bytes.length - 1).replace(/</g, '\\u003c'))
+    const html = [before, json, `,"logBase":${logBase}}`, after]
     mark('report: html made')
     writeFileAtomic(file, html, { fsync: false })
     return { file }

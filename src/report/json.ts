@@ -136,16 +136,6 @@ export function selectedState(ts: TargetStatus, stepFilter?: Set<string>): StepS
   return STATE_ORDER[w]
 }
 
-/** Aggregate one metric: rate = share of truthy values, sum, mean; null when no target has a value. */
-export function aggregate(values: unknown[], agg: 'rate' | 'sum' | 'mean'): number | null {
-  if (values.length === 0) return null
-  if (agg === 'rate') return values.filter(Boolean).length / values.length
-  const nums = values.map(Number).filter((n) => Number.isFinite(n))
-  if (nums.length === 0) return null
-  const sum = nums.reduce((a, b) => a + b, 0)
-  return agg === 'sum' ? Math.round(sum * 1e6) / 1e6 : Math.round((sum / nums.length) * 1e6) / 1e6
-}
-
 export function modelCounts(config: ResolvedConfig, targets: Pick<TargetJson, 'model' | 'state' | 'class' | 'metrics' | 'spend' | 'dataset' | 'instance'>[]): Record<string, ModelCounts> {
   return countModels(config, (add) => {
     for (const t of targets) add(t.model, t.state, t.class, t.metrics, t.spend, `${t.dataset}\0${t.instance}`)
@@ -167,6 +157,17 @@ export function targetSpend(ts: TargetStatus, costName: string | undefined, step
 
 /** The status object's per-model counts and metrics, without an object per target. */
 export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): StatusJson['models'] {
+  return statusTally(config, statuses, stepFilter).counts()
+}
+
+/** A status's contribution to the per-model counts (statusModels), added (or with sign -1 taken out) of a tally. */
+export function tallyStatus(tally: ModelTally, config: ResolvedConfig, ts: TargetStatus, sign: 1 | -1 = 1): void {
+  const sampled = ts.target.sample > 1 || Object.values(config.models).some((m) => m.samples > 1)
+  tally.add(ts.target.model, ts.state, resultClass(ts), Object.keys(config.metrics).length ? targetMetrics(ts) : undefined, targetSpend(ts, costMetric(config)?.name), sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '', sign)
+}
+
+/** statusModels's tally (what the up-to-date stamp keeps, to correct for the targets a build plans again). */
+export function statusTally(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): ModelTally {
   const hasMetrics = Object.keys(config.metrics).length > 0
   const costName = costMetric(config)?.name
   // (the instance key is made only where there are samples: pass@k groups by instance)
@@ -174,21 +175,18 @@ export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], s
   // (for targets the up-to-date stamp stands in for: one object each for their metrics and spend,
   // refilled from the stamp's columns for each; countModels reads them at once and keeps none)
   const metricNames = Object.keys(config.metrics)
-  const rates = metricNames.map((k) => config.metrics[k].agg === 'rate')
   const scratch: Record<string, unknown> = {}
   const spent = { total: 0, failed: 0 }
-  return countModels(config, (add) => {
+  const tally = new ModelTally(config)
+  const add = tally.add.bind(tally)
+  {
     for (const ts of statuses) {
       const f = stepFilter?.(ts)
       if (ts instanceof StampedTarget && !f) {
         const c = ts.cols
         const i = ts.target.index
         const m = metricNames.length
-        for (let k = 0; k < m; k++) {
-          const flag = c.flags[i * m + k]
-          // a rate counts truthy values, a sum or mean Number(value): what the value was is not needed
-          scratch[metricNames[k]] = flag === 0 ? undefined : rates[k] ? flag === 2 : c.nums[i * m + k]
-        }
+        for (let k = 0; k < m; k++) scratch[metricNames[k]] = c.value(i, k)
         spent.total = c.spend[2 * i]
         spent.failed = c.spend[2 * i + 1]
         add(ts.target.model, 'built', c.classOf(i), hasMetrics ? scratch : undefined, spent, ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
@@ -196,7 +194,8 @@ export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], s
       }
       add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, f), ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
     }
-  })
+  }
+  return tally
 }
 
 /**
@@ -207,61 +206,184 @@ function countModels(
   config: ResolvedConfig,
   each: (add: (model: string, state: StepState, cls: OutcomeClass | null, metrics: Record<string, unknown> | undefined, spend: { total: number; failed: number }, instance: string) => void) => void,
 ): Record<string, ModelCounts> {
-  const out: Record<string, ModelCounts> = {}
-  const values: Record<string, Record<string, unknown[]>> = {}
-  const metricNames = Object.keys(config.metrics)
-  for (const m of Object.keys(config.models)) {
-    const c = { total: 0 } as ModelCounts
-    for (const s of STATE_ORDER) c[s] = 0
-    c.outcomes = { ok: 0, model: 0, infra: 0, error: 0 }
-    c.results = 0
-    c.metrics = {}
-    c.spend = { total: 0, failed: 0 }
-    out[m] = c
-    values[m] = Object.fromEntries(metricNames.map((k) => [k, []]))
+  const tally = new ModelTally(config)
+  each((model, state, cls, metrics, spend, instance) => tally.add(model, state, cls, metrics, spend, instance))
+  return tally.counts()
+}
+
+/**
+ * The sum of a set of numbers, exactly (Shewchuk's partials, as Python's math.fsum): the same
+ * whatever the order they come in, and a number taken out again (add(-x)) is gone exactly. So the
+ * up-to-date stamp can keep each model's sums and a build correct them for the few targets it
+ * planned again, to the bit what summing every target gives.
+ */
+export class ExactSum {
+  constructor(readonly partials: number[] = []) {}
+  add(x: number): void {
+    const p = this.partials
+    let i = 0
+    for (let j = 0; j < p.length; j++) {
+      let y = p[j]
+      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x]
+      const hi = x + y
+      const lo = y - (hi - x)
+      if (lo) p[i++] = lo
+      x = hi
+    }
+    p.length = i
+    p.push(x)
   }
-  const rateNames = metricNames.filter((k) => config.metrics[k].agg === 'rate')
-  // per model, rate metric and instance: [samples with a value, of which passed]
-  const perInstance: Record<string, Record<string, Map<string, [number, number]>>> = {}
-  each((model, state, cls, metrics, spend, instance) => {
-    const c = out[model]
-    c.total++
-    c[state]++
-    c.spend.total += spend.total
-    c.spend.failed += spend.failed
-    if (cls) c.outcomes[cls]++
-    if (cls !== 'ok' && cls !== 'model') return
-    c.results++
-    if (metrics)
-      for (const k of metricNames) {
-        let v = metrics[k]
-        if (v === undefined && cls === 'model' && config.metrics[k].agg === 'rate') v = false
-        if (v === undefined) continue
-        values[model][k].push(v)
-        if (instance && config.models[model].samples > 1 && config.metrics[k].agg === 'rate') {
-          const byInst = ((perInstance[model] ??= {})[k] ??= new Map())
-          const nc = byInst.get(instance) ?? [0, 0]
-          nc[0]++
-          if (v) nc[1]++
-          byInst.set(instance, nc)
-        }
+  /** The exact sum, correctly rounded. */
+  value(): number {
+    const p = this.partials.slice()
+    let hi = 0
+    let lo = 0
+    if (p.length) {
+      hi = p.pop()!
+      while (p.length) {
+        const x = hi
+        const y = p.pop()!
+        hi = x + y
+        lo = y - (hi - x)
+        if (lo) break
       }
-  })
-  for (const m of Object.keys(out)) {
-    for (const [k, mc] of Object.entries(config.metrics)) out[m].metrics[k] = aggregate(values[m][k], mc.agg)
-    out[m].spend = { total: round6(out[m].spend.total), failed: round6(out[m].spend.failed) }
-    out[m].rates = {}
-    for (const k of rateNames) out[m].rates[k] = rateStats(values[m][k], perInstance[m]?.[k], config.models[m].samples)
-    if (out[m].total === 0) delete out[m]
+      // round half to even, as the exact sum says
+      if (p.length && ((lo < 0 && p[p.length - 1] < 0) || (lo > 0 && p[p.length - 1] > 0))) {
+        const y = lo * 2
+        const x = hi + y
+        if (y === x - hi) hi = x
+      }
+    }
+    return hi
   }
-  return out
+}
+
+interface MetricTally {
+  /** Results with a value (a model failure without a rate's value: false). */
+  n: number
+  truthy: number
+  /** Of the values, those that are finite numbers (Number(v)), and their exact sum. */
+  finite: number
+  sum: ExactSum
+}
+
+interface ModelTallyEntry {
+  counts: Record<'total' | StepState, number>
+  outcomes: Record<OutcomeClass, number>
+  results: number
+  spend: [ExactSum, ExactSum]
+  metrics: Record<string, MetricTally>
+}
+
+/** What a ModelTally holds, as JSON (the up-to-date stamp keeps it; without samples: no per-instance counts). */
+export type ModelTallyJson = Record<string, { counts: Record<string, number>; outcomes: Record<string, number>; results: number; spend: [number[], number[]]; metrics: Record<string, [number, number, number, number[]]> }>
+
+/**
+ * countModels's state: per model, targets by state and class, results, spend, and per metric the
+ * counts and exact sum its aggregate is made from; with samples, per rate metric and instance its
+ * samples with a value and of them passed. A target can be taken out again (sign -1).
+ */
+export class ModelTally {
+  private readonly models = new Map<string, ModelTallyEntry>()
+  private readonly metricNames: string[]
+  private readonly perInstance: Record<string, Record<string, Map<string, [number, number]>>> = {}
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    from?: ModelTallyJson,
+  ) {
+    this.metricNames = Object.keys(config.metrics)
+    for (const m of Object.keys(config.models)) {
+      const counts = { total: 0 } as Record<'total' | StepState, number>
+      for (const st of STATE_ORDER) counts[st] = 0
+      const f = from?.[m]
+      if (f) for (const k in counts) counts[k as StepState] = f.counts[k] ?? 0
+      const metrics: Record<string, MetricTally> = {}
+      for (const k of this.metricNames) {
+        const fm = f?.metrics[k]
+        metrics[k] = fm ? { n: fm[0], truthy: fm[1], finite: fm[2], sum: new ExactSum(fm[3].slice()) } : { n: 0, truthy: 0, finite: 0, sum: new ExactSum() }
+      }
+      this.models.set(m, {
+        counts,
+        outcomes: f ? { ok: f.outcomes.ok ?? 0, model: f.outcomes.model ?? 0, infra: f.outcomes.infra ?? 0, error: f.outcomes.error ?? 0 } : { ok: 0, model: 0, infra: 0, error: 0 },
+        results: f?.results ?? 0,
+        spend: f ? [new ExactSum(f.spend[0].slice()), new ExactSum(f.spend[1].slice())] : [new ExactSum(), new ExactSum()],
+        metrics,
+      })
+    }
+  }
+
+  add(model: string, state: StepState, cls: OutcomeClass | null, metrics: Record<string, unknown> | undefined, spend: { total: number; failed: number }, instance: string, sign: 1 | -1 = 1): void {
+    const c = this.models.get(model)
+    if (!c) return
+    c.counts.total += sign
+    c.counts[state] += sign
+    if (spend.total) c.spend[0].add(sign * spend.total)
+    if (spend.failed) c.spend[1].add(sign * spend.failed)
+    if (cls) c.outcomes[cls] += sign
+    if (cls !== 'ok' && cls !== 'model') return
+    c.results += sign
+    if (!metrics) return
+    for (const k of this.metricNames) {
+      let v = metrics[k]
+      const agg = this.config.metrics[k].agg
+      if (v === undefined && cls === 'model' && agg === 'rate') v = false
+      if (v === undefined) continue
+      const t = c.metrics[k]
+      t.n += sign
+      if (v) t.truthy += sign
+      const x = Number(v)
+      if (Number.isFinite(x)) {
+        t.finite += sign
+        if (x) t.sum.add(sign * x)
+      }
+      if (instance && this.config.models[model].samples > 1 && agg === 'rate') {
+        const byInst = ((this.perInstance[model] ??= {})[k] ??= new Map())
+        const nc = byInst.get(instance) ?? [0, 0]
+        nc[0] += sign
+        if (v) nc[1] += sign
+        byInst.set(instance, nc)
+      }
+    }
+  }
+
+  /** The per-model counts and metrics (models with no target left out). */
+  counts(): Record<string, ModelCounts> {
+    const out: Record<string, ModelCounts> = {}
+    for (const [m, c] of this.models) {
+      if (c.counts.total === 0) continue
+      const mc = { ...c.counts } as ModelCounts
+      mc.outcomes = { ...c.outcomes }
+      mc.results = c.results
+      mc.metrics = {}
+      mc.rates = {}
+      for (const [k, def] of Object.entries(this.config.metrics)) {
+        const t = c.metrics[k]
+        mc.metrics[k] = def.agg === 'rate' ? (t.n ? t.truthy / t.n : null) : t.finite ? round6(def.agg === 'sum' ? t.sum.value() : t.sum.value() / t.finite) : null
+        if (def.agg === 'rate') mc.rates[k] = rateStats(t.n, t.truthy, this.perInstance[m]?.[k], this.config.models[m].samples)
+      }
+      mc.spend = { total: round6(c.spend[0].value()), failed: round6(c.spend[1].value()) }
+      out[m] = mc
+    }
+    return out
+  }
+
+  /** Its state, for the stamp (undefined with samples: the per-instance counts are not kept). */
+  toJSON(): ModelTallyJson | undefined {
+    if (Object.values(this.config.models).some((m) => m.samples > 1)) return undefined
+    const out: ModelTallyJson = {}
+    for (const [m, c] of this.models)
+      out[m] = {
+        counts: c.counts, outcomes: c.outcomes, results: c.results, spend: [c.spend[0].partials, c.spend[1].partials],
+        metrics: Object.fromEntries(Object.entries(c.metrics).map(([k, t]) => [k, [t.n, t.truthy, t.finite, t.sum.partials]])),
+      }
+    return out
+  }
 }
 
 const round6 = (v: number) => Math.round(v * 1e6) / 1e6
 
-function rateStats(values: unknown[], byInstance: Map<string, [number, number]> | undefined, samples: number): RateStats {
-  const n = values.length
-  const passed = values.filter(Boolean).length
+function rateStats(n: number, passed: number, byInstance: Map<string, [number, number]> | undefined, samples: number): RateStats {
   const w = n ? wilson(passed, n) : undefined
   const out: RateStats = { n, rate: w ? round6(w.rate) : null, ci95: w ? [round6(w.low), round6(w.high)] : null }
   if (samples > 1 && byInstance) {

@@ -9,6 +9,7 @@ import type { ResolvedConfig } from '../config/types.js'
 import type { BuildResult } from '../run/build.js'
 import type { FinalOutcome } from '../run/scheduler.js'
 import type { TargetStatus } from '../plan/plan.js'
+import { StampedTarget } from '../plan/stamped.js'
 import { NOT_BUILT, resultClass, selectedState, targetJson, type ModelCounts, type StatusJson, type StepJson } from './json.js'
 
 export function formatMetric(v: number | null | undefined, agg: 'rate' | 'sum' | 'mean'): string {
@@ -45,6 +46,11 @@ export function buildSummary(res: BuildResult, c: ChalkInstance, cwd = process.c
     let m = per.get(t.model)
     if (!m) per.set(t.model, (m = { built: 0, cached: 0, infra: 0, failed: 0, timeout: 0, interrupted: 0, notRun: 0, total: 0 }))
     m.total++
+    // a target the up-to-date stamp stood in for: built, not run by this build (it planned only the others)
+    if (ts instanceof StampedTarget) {
+      m.cached++
+      continue
+    }
     const state = selectedState(ts, stepFilter(ts))
     if (NOT_BUILT.has(state)) failed.push(ts)
     const steps = outcomeOf.get(t.id)

@@ -22,7 +22,7 @@ import { Session } from '../store/session.js'
 import { mark } from '../trace.js'
 import { recordWarnings } from '../ops/status.js'
 import { openForPlan, type PlannedWorkspace, type WorkspaceOptions } from '../workspace.js'
-import { patchPlan, updatePatchedStamp, updateStamp } from '../store/uptodate.js'
+import { patchPlan, patchTally, updatePatchedStamp, updateStamp } from '../store/uptodate.js'
 import { INSTANCE_SUFFIX, TMP_DIR, checkOutputs, commitPause, makeRunDir, moveOutputs, recoverTarget, releaseRunDir, removeRunDir } from './commit.js'
 import type { Executor, StepResult } from './executor.js'
 import { LocalExecutor } from './local.js'
@@ -176,12 +176,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const stepFilter = (ts: TargetStatus) => (sel.steps.get(ts.target.index) ? wantedOf(ts.target) : undefined)
   // every target built: stamp the workspace; else a stamp from before goes (it would not hold)
   if (every && io) {
-    updateStamp(ctx, graph, io.index, statuses, () => statusModels(config, statuses))
+    updateStamp(ctx, graph, io.index, statuses)
     mark('up-to-date stamp updated')
   }
   // a patch with nothing to run: stamped again, with what the changed targets are now
   if (patched && units.length === 0 && !opts.dryRun) {
-    updatePatchedStamp(ctx, graph, ws.patch!, patched.rows, statuses, () => statusModels(config, patched.fill()))
+    updatePatchedStamp(ctx, graph, ws.patch!, patched.rows, statuses, () => (patchTally(config, ws.patch!, statuses)?.counts()) ?? statusModels(config, patched.fill()))
     mark('up-to-date stamp patched')
   }
   // for the live grid (every selected target, in order) and the dry-run cost/time estimate;
@@ -223,7 +223,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       },
       stepFilter,
       get models() {
-        return (models ??= statusModels(config, whole(considered), stepFilter))
+        return (models ??= (patched && patchTally(config, ws.patch!, statuses)?.counts()) || statusModels(config, whole(considered), stepFilter))
       },
       targets: sel.targets.length, allTargetsBuilt: statuses.every((ts) => ts.state === 'built'), config, warnings,
       budgetCheck: config.budget && spend && opts.dryRun ? budgetCheck(config.budget, spend.byTarget, planned, spend.costs) : undefined,
@@ -599,10 +599,18 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     o.steps[u.step] = results.get(u.id)!
     outcomes.set(target.id, o)
   }
-  const after = whole(considered).map((ts) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts))
+  const replan = (ts: TargetStatus) => (outcomes.has(ts.target.id) ? planTarget({ ...ctx, forced: undefined }, ts.target) : ts)
+  // (a patch ran only targets it planned: the stood-in ones are as they were)
+  let after: TargetStatus[]
+  if (patched) {
+    after = whole(considered).slice()
+    for (const i of ws.patch!.changed) after[i] = replan(after[i])
+  } else after = considered.map(replan)
   mark('ran; re-planned what ran')
   // the summary and the report work from the plan; the status object is made when asked for
-  const models = statusModels(config, after, stepFilter)
+  // (a patch: the stamp's counts, corrected for the targets it planned)
+  const tally = patched ? patchTally(config, ws.patch!, ws.patch!.changed.map((i) => after[i])) : undefined
+  const models = tally ? tally.counts() : statusModels(config, after, stepFilter)
   let status: StatusJson | undefined
   mark('model counts')
   io?.save()
@@ -630,7 +638,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   record({ type: 'session-finished', time: Date.now(), exitCode, interrupted, counts })
   session.close()
   mark('session saved')
-  writeSessionReport({ config, dir: session.dir, info: session.info, statuses: after, stepFilter, models }) // report.html (+ report-data.json); never throws
+  // (the targets a patch stood in go in as the stamp has them: only those planned are read)
+  writeSessionReport({ config, dir: session.dir, info: session.info, statuses: after, stepFilter, models, stamped: patched?.report() }) // report.html (+ report-data.json); never throws
   mark('report written')
   return {
     exitCode, interrupted, dryRun: false, upToDate: false, planned, session: { id: session.id, dir: session.dir }, outcomes: [...outcomes.values()],

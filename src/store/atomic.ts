@@ -6,11 +6,12 @@ import path from 'node:path'
 
 let counter = 0
 
-export function writeFileAtomic(file: string, data: string | Buffer, opts: { fsync?: boolean } = {}): void {
+/** data: the file's content, or its parts in order (each encoded on its own: see renderReportParts). */
+export function writeFileAtomic(file: string, data: string | Buffer | (string | Buffer)[], opts: { fsync?: boolean } = {}): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++counter}.tmp`)
   const fd = openSync(tmp, 'w')
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
+    for (const part of Array.isArray(data) ? data : [data]) writeSync(fd, typeof part === 'string' ? Buffer.from(part) : part)
     if (opts.fsync !== false) fsyncSync(fd)
   } catch (e) {
     closeSync(fd)

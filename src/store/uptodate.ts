@@ -44,8 +44,8 @@ import type { Graph, Target } from '../graph/graph.js'
 import { FINGERPRINT_VERSION } from '../plan/fingerprint.js'
 import { modelKey, planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
 import { StampColumns, StampedTarget } from '../plan/stamped.js'
-import { stampedReportRow } from '../report/html-data.js'
-import { resultClass, targetMetrics, targetSpend, type StatusJson } from '../report/json.js'
+import { stampedModelFailures, stampedReportRow, type StampedModelFailure, type StampedReport } from '../report/html-data.js'
+import { ModelTally, resultClass, statusTally, tallyStatus, targetMetrics, targetSpend, type ModelTallyJson, type StatusJson } from '../report/json.js'
 import { PACKAGE_ROOT } from '../self.js'
 import { costMetric } from '../spend/usage.js'
 import { writeFileAtomic } from './atomic.js'
@@ -60,7 +60,7 @@ export const STAMP_STATS_FILE = '.velora-uptodate.stats'
 export const STAMP_TARGETS_FILE = '.velora-uptodate.targets'
 /** Per target in graph order, its record as the summary and report read it: a JSON array of rows, a row a line. */
 export const STAMP_ROWS_FILE = '.velora-uptodate.rows'
-/** Per target in graph order, its row in a session report when it did not run (report/html-data.ts stampedReportRow), a line each. */
+/** Per target in graph order, its row in a session report when it did not run (report/html-data.ts stampedReportRow), joined by ",\n". */
 export const STAMP_REPORT_FILE = '.velora-uptodate.report'
 const STAMP_VERSION = 2
 
@@ -79,6 +79,10 @@ export interface UptodateStamp {
   report: string
   targets: number
   models: StatusJson['models']
+  /** Every model failure of its targets, by target index (for a report that stands them in). */
+  modelFailures: StampedModelFailure[]
+  /** What `models` is made from (none with samples), for a build to correct for the targets it plans again. */
+  tally?: ModelTallyJson
   at: string
 }
 
@@ -173,6 +177,8 @@ export interface StampPatch {
   places: Uint32Array
   /** Per target, what the counts and the report read of it (all built, as the stamp has them). */
   cols: StampColumns
+  /** Where each target's report row starts in the report file's text. */
+  offsets: Uint32Array
   /** The targets folder. */
   root: string
 }
@@ -185,23 +191,27 @@ export function patchLimit(targets: number): number {
 }
 
 /** The targets file: per target its place in the paths list (two uint32), then the instance hashes (32 bytes each), then the columns (StampColumns). */
-function readTargets(root: string, stamp: UptodateStamp, metrics: string[]): { places: Uint32Array; hashes: Buffer; cols: StampColumns } | undefined {
+function readTargets(root: string, stamp: UptodateStamp, metrics: string[]): { places: Uint32Array; hashes: Buffer; cols: StampColumns; offsets: Uint32Array } | undefined {
   try {
     const n = stamp.targets
+    const size = StampColumns.bytes(n, metrics.length)
     const bytes = readFileSync(path.join(root, STAMP_TARGETS_FILE))
-    if (bytes.length !== n * 40 + StampColumns.bytes(n, metrics.length) || digest(bytes) !== stamp.places) return undefined
-    // (one copy, 8-byte aligned for the typed arrays)
+    if (bytes.length !== n * 40 + size + 4 * (n + 1) || digest(bytes) !== stamp.places) return undefined
+    // (copies, aligned for the typed arrays)
     const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)
-    return { places: new Uint32Array(buf, 0, 2 * n), hashes: Buffer.from(buf, 8 * n, 32 * n), cols: new StampColumns(n, metrics, buf, 40 * n) }
+    const at = n * 40 + size
+    return { places: new Uint32Array(buf, 0, 2 * n), hashes: Buffer.from(buf, 8 * n, 32 * n), cols: new StampColumns(n, metrics, buf, 40 * n), offsets: new Uint32Array(buf.slice(at, at + 4 * (n + 1))) }
   } catch {
     return undefined
   }
 }
 
-function targetsFile(graph: Graph, places: Uint32Array, cols: StampColumns): Buffer | undefined {
+/** The targets file: places, instance hashes, columns, then where each report row starts in the report file's text. */
+function targetsFile(graph: Graph, places: Uint32Array, cols: StampColumns, offsets: Uint32Array): Buffer | undefined {
   const n = graph.targets.length
   const size = StampColumns.bytes(n, cols.metrics.length)
-  const buf = Buffer.alloc(n * 40 + size)
+  const buf = Buffer.alloc(n * 40 + size + 4 * (n + 1))
+  Buffer.from(offsets.buffer, offsets.byteOffset, 4 * (n + 1)).copy(buf, n * 40 + size)
   Buffer.from(places.buffer, places.byteOffset, n * 8).copy(buf, 0)
   for (let i = 0; i < n; i++) {
     const h = graph.targets[i].instance.hash
@@ -246,7 +256,7 @@ export function checkStamp(ctx: PlanContext, graph: Graph, patchable = false): S
   if (seen.diffs.length === 0 && sameTargets) return { ok: true, stamp }
   const read = readTargets(root, stamp, Object.keys(ctx.config.metrics))
   if (!read) return { ok: false, prefetch }
-  const { places, hashes, cols } = read
+  const { places, hashes, cols, offsets } = read
   const owner = new Int32Array(stamp.count).fill(-1)
   for (let i = 0; i < n; i++) {
     const at = places[2 * i]
@@ -262,7 +272,7 @@ export function checkStamp(ctx: PlanContext, graph: Graph, patchable = false): S
       if (hashes.toString('hex', i * 32, i * 32 + 32) !== h) changed.add(i)
     }
   if (changed.size > limit) return { ok: false, prefetch }
-  return { ok: false, patch: { stamp, changed: [...changed].sort((x, y) => x - y), stats: seen.stats, places, cols, root } }
+  return { ok: false, patch: { stamp, changed: [...changed].sort((x, y) => x - y), stats: seen.stats, places, cols, offsets, root } }
 }
 
 /** A built target's row (plan/stamped.ts): per step of the config, its attempts, exit code, duration (false: none) and other fields (0: none). */
@@ -284,16 +294,24 @@ function rowOf(config: ResolvedConfig, ts: TargetStatus): unknown[] | undefined 
  * the ids tell.)
  */
 const rowsText = (id: string, rows: string[]) => `[${JSON.stringify(id)},\n${rows.join(',\n')}]\n`
-const reportText = (id: string, rows: string[]) => `${id}\n${rows.join('\n')}\n`
+const reportText = (id: string, rows: string[]) => `${id}\n${rows.join(',\n')}\n`
+/** Where each report row starts in reportText(id, rows), and where one more would. */
+function reportOffsets(id: string, rows: string[]): Uint32Array {
+  const off = new Uint32Array(rows.length + 1)
+  off[0] = id.length + 1
+  for (let i = 0; i < rows.length; i++) off[i + 1] = off[i] + rows[i].length + 2
+  return off
+}
 const fileId = () => randomBytes(8).toString('hex')
 
-/** The patch's rows (the file's text, parsed only if a stand-in's steps are asked for) and report rows (a string per target), or undefined when a file is not the stamp's. */
-function readRows(patch: StampPatch): { text: string; report: string[] } | undefined {
+/** The patch's rows (parsed only if a stand-in's steps are asked for) and report rows, as the files' texts, or undefined when a file is not the stamp's. */
+function readRows(patch: StampPatch): { text: string; report: Buffer } | undefined {
   try {
     const text = readFileSync(path.join(patch.root, STAMP_ROWS_FILE), 'latin1')
     if (!text.startsWith(`[${JSON.stringify(patch.stamp.rows)},\n`)) return undefined
-    const report = readFileSync(path.join(patch.root, STAMP_REPORT_FILE), 'latin1').split('\n')
-    return report[0] === patch.stamp.report && report.length === patch.stamp.targets + 2 ? { text, report } : undefined
+    const report = readFileSync(path.join(patch.root, STAMP_REPORT_FILE))
+    const id = `${patch.stamp.report}\n`
+    return report.toString('latin1', 0, id.length) === id && report.length + 1 === patch.offsets[patch.stamp.targets] ? { text, report } : undefined
   } catch {
     return undefined
   }
@@ -304,9 +322,14 @@ function readRows(patch: StampPatch): { text: string; report: string[] } | undef
  * later (fill, cheap to defer: a build does it while its first steps run). Undefined when the
  * stamp's rows cannot be read (plan every target instead).
  */
-export type StampRows = { text: string; report: string[] }
+export type StampRows = { text: string; report: Buffer }
 
-export function patchPlan(ctx: PlanContext, graph: Graph, patch: StampPatch, fallback: (t: Target) => TargetStatus): { planned: TargetStatus[]; fill: () => TargetStatus[]; rows: () => StampRows | undefined } {
+export function patchPlan(
+  ctx: PlanContext,
+  graph: Graph,
+  patch: StampPatch,
+  fallback: (t: Target) => TargetStatus,
+): { planned: TargetStatus[]; fill: () => TargetStatus[]; rows: () => StampRows | undefined; report: () => StampedReport | undefined } {
   const planned = patch.changed.map((i) => planTarget(ctx, graph.targets[i]))
   let all: TargetStatus[] | undefined
   let rows: StampRows | undefined | false
@@ -329,14 +352,28 @@ export function patchPlan(ctx: PlanContext, graph: Graph, patch: StampPatch, fal
         all[i] = fallback(graph.targets[i])
         continue
       }
-      const st = new StampedTarget(graph.targets[i], patch.cols, source, ctx.config)
-      st.report = rows.report[i + 1]
-      all[i] = st
+      all[i] = new StampedTarget(graph.targets[i], patch.cols, source, ctx.config)
     }
     for (let k = 0; k < patch.changed.length; k++) all[patch.changed[k]] = planned[k]
     return all
   }
-  return { planned, fill, rows: () => (fill(), rows || undefined) }
+  // what the session report needs of the stood-in targets: counts per model, their model failures, their rows' text
+  const report = (): StampedReport | undefined => {
+    fill()
+    if (!rows) return undefined
+    const names = Object.keys(ctx.config.models)
+    const count = names.map((m) => patch.stamp.models[m]?.total ?? 0)
+    const model = names.map((m) => patch.stamp.models[m]?.outcomes.model ?? 0)
+    const changed = new Set(patch.changed)
+    for (const i of patch.changed) {
+      const m = names.indexOf(graph.targets[i].model)
+      count[m]--
+      if (patch.cols.cls[i] === 1) model[m]--
+    }
+    if (count.reduce((a, b) => a + b, 0) + changed.size !== graph.targets.length || !Array.isArray(patch.stamp.modelFailures)) return undefined
+    return { text: rows.report, offsets: patch.offsets, planned: patch.changed, count, model, modelFailures: patch.stamp.modelFailures.filter((f) => !changed.has(f[0])) }
+  }
+  return { planned, fill, rows: () => (fill(), rows || undefined), report }
 }
 
 function writeStamp(root: string, made: { stamp: UptodateStamp; stats: Float64Array; places: Buffer; rows: string; report: string }): void {
@@ -362,7 +399,7 @@ const isStampable = (ts: TargetStatus) => {
  * After a plan of every target: stamp the workspace when every step of every target is built (see
  * above), else remove a stamp left from before (it would not hold anyway; this spares the check).
  */
-export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, statuses: TargetStatus[], models: () => StatusJson['models']): void {
+export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, statuses: TargetStatus[]): void {
   const root = path.join(ctx.config.workspace, ctx.config.targetsDir)
   const fresh = () => {
     if (statuses.length !== graph.targets.length || statuses.length < prefetchMin()) return undefined
@@ -377,6 +414,7 @@ export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, 
     const costName = costMetric(ctx.config)?.name
     const rows: string[] = new Array(statuses.length)
     const report: string[] = new Array(statuses.length)
+    const modelFailures: StampedModelFailure[] = []
     for (let i = 0; i < statuses.length; i++) {
       const ts = statuses[i]
       if (ts.target !== graph.targets[i]) return undefined
@@ -386,17 +424,19 @@ export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, 
       places[2 * i] = at[0]
       places[2 * i + 1] = at[1]
       rows[i] = JSON.stringify(row)
-      report[i] = stampedReportRow(ctx.config, ts)
+      report[i] = asciiJson(stampedReportRow(ctx.config, ts))
       cols.set(i, resultClass(ts), targetSpend(ts, costName), targetMetrics(ts))
+      for (const f of stampedModelFailures(ts, i)) modelFailures.push(f)
     }
-    const file = targetsFile(graph, places, cols)
-    if (!file) return undefined
     const ids = { rows: fileId(), report: fileId() }
+    const file = targetsFile(graph, places, cols, reportOffsets(ids.report, report))
+    if (!file) return undefined
     const text = asciiJson(rowsText(ids.rows, rows))
-    const rtext = asciiJson(reportText(ids.report, report))
+    const rtext = reportText(ids.report, report)
+    const tally = statusTally(ctx.config, statuses)
     const stamp: UptodateStamp = {
       v: STAMP_VERSION, ...keys, pathsId: seen.pathsId, count: seen.count, stats: statsDigest(seen.stats), places: digest(file), ...ids,
-      targets: statuses.length, models: models(), at: new Date().toISOString(),
+      targets: statuses.length, models: tally.counts(), modelFailures, tally: tally.toJSON(), at: new Date().toISOString(),
     }
     return { stamp, stats: seen.stats, places: file, rows: text, report: rtext }
   }
@@ -407,6 +447,28 @@ export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, 
   } catch {
     // a cache: a read-only workspace plans every time
   }
+}
+
+/**
+ * The per-model counts' tally of every target as the patch planned them: the stamp's, with each
+ * changed target's stamped contribution taken out (from the columns) and its `planned` status put
+ * in (exact: see ExactSum). Undefined when the stamp has no tally (samples: pass@k needs every
+ * instance's samples).
+ */
+export function patchTally(config: ResolvedConfig, patch: StampPatch, planned: TargetStatus[]): ModelTally | undefined {
+  if (!patch.stamp.tally || planned.length !== patch.changed.length) return undefined
+  const tally = new ModelTally(config, patch.stamp.tally)
+  const c = patch.cols
+  const metrics = c.metrics.length ? ({} as Record<string, unknown>) : undefined
+  for (let k = 0; k < planned.length; k++) {
+    const i = patch.changed[k]
+    const ts = planned[k]
+    if (ts.target.index !== i) return undefined
+    if (metrics) for (let m = 0; m < c.metrics.length; m++) metrics[c.metrics[m]] = c.value(i, m)
+    tally.add(ts.target.model, 'built', c.classOf(i), metrics, { total: c.spend[2 * i], failed: c.spend[2 * i + 1] }, '', -1)
+    tallyStatus(tally, config, ts)
+  }
+  return tally
 }
 
 /**
@@ -442,9 +504,14 @@ export function updatePatchedStamp(ctx: PlanContext, graph: Graph, patch: StampP
     new Uint8Array(cols.spend.buffer).set(new Uint8Array(patch.cols.spend.buffer, patch.cols.spend.byteOffset, StampColumns.bytes(cols.n, cols.metrics.length)))
     const costName = costMetric(ctx.config)?.name
     const prefix = statPath(patch.root + '/')
+    const fresh: TargetStatus[] = []
     const out = rows.text.slice(rows.text.indexOf('\n') + 1, -2).split(',\n')
-    const rout = rows.report.slice(1, -1)
+    const off = patch.offsets
+    const rout: string[] = new Array(graph.targets.length)
+    for (let i = 0; i < rout.length; i++) rout[i] = rows.report.toString('latin1', off[i], off[i + 1] - 2)
     if (out.length !== graph.targets.length) return false
+    const changed = new Set(patch.changed)
+    const modelFailures = patch.stamp.modelFailures.filter((f) => !changed.has(f[0]))
     for (const i of patch.changed) {
       const t = graph.targets[i]
       const at = patch.places[2 * i]
@@ -467,6 +534,7 @@ export function updatePatchedStamp(ctx: PlanContext, graph: Graph, patch: StampP
       }
       const ts = planTarget(ctx, t)
       if (!isStampable(ts) || !ts.record) return false
+      fresh.push(ts)
       // its files now must be those the list has for it: its target.json, then each recorded output in record order
       const names = [RECORD_FILE]
       for (const s of Object.values(ts.record.steps)) if (s.outputs) for (const f in s.outputs) names.push(f)
@@ -477,14 +545,17 @@ export function updatePatchedStamp(ctx: PlanContext, graph: Graph, patch: StampP
       out[i] = asciiJson(JSON.stringify(row))
       rout[i] = asciiJson(stampedReportRow(ctx.config, ts))
       cols.set(i, resultClass(ts), targetSpend(ts, costName), targetMetrics(ts))
+      for (const f of stampedModelFailures(ts, i)) modelFailures.push(f)
     }
-    const file = targetsFile(graph, patch.places, cols)
-    if (!file) return false
+    modelFailures.sort((a, b) => a[0] - b[0])
     const ids = { rows: fileId(), report: fileId() }
+    const file = targetsFile(graph, patch.places, cols, reportOffsets(ids.report, rout))
+    if (!file) return false
     const rowsFile = rowsText(ids.rows, out)
     const reportFile = reportText(ids.report, rout)
+    const tally = patchTally(ctx.config, patch, fresh)
     const stamp: UptodateStamp = {
-      ...patch.stamp, ...keys, stats: statsDigest(stats), places: digest(file), ...ids, models: models(), at: new Date().toISOString(),
+      ...patch.stamp, ...keys, stats: statsDigest(stats), places: digest(file), ...ids, models: tally ? tally.counts() : models(), modelFailures, tally: tally?.toJSON(), at: new Date().toISOString(),
     }
     writeStamp(patch.root, { stamp, stats, places: file, rows: rowsFile, report: reportFile })
     return true
