@@ -280,46 +280,7 @@ close $_->[0] for values %keeper;
 waitpid($_, 0) for @wait;
 `
 
-const EARLY = Symbol.for('velora.earlyHelper')
-type Early = { helper: ChildProcess; failed: boolean }
-
-const spawnHelper = () => childProcess().spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'ignore'] })
-
-/**
- * Called by bin/velora.js before it loads the CLI, for `build`: start the helper now, while this
- * process is small (a fork copies its page tables: ~2 ms here, against ~12 ms from a velora holding
- * 22,940 targets) and perl's own start (~25 ms) overlaps the CLI's loading and planning instead of
- * delaying the first step. The first Spawner takes it over; unused (nothing to run), it ends when
- * velora does (its stdin closes).
- */
-export function startEarlyHelper(argv: string[]): void {
-  try {
-    if (argv[0] !== 'build' || process.env.VELORA_SPAWNER?.startsWith('node')) return
-    if (argv.some((a) => a === '--help' || a === '-h' || a === '--dry-run' || a === 'slurm' || a === '--executor=slurm')) return
-    const helper = spawnHelper()
-    const early: Early = { helper, failed: false }
-    helper.on('error', () => (early.failed = true))
-    helper.on('exit', () => (early.failed = true))
-    helper.stdin!.on('error', () => {})
-    helper.unref()
-    ;(helper.stdout as unknown as { unref?: () => void })?.unref?.()
-    ;(helper.stdin as unknown as { unref?: () => void })?.unref?.()
-    ;(globalThis as { [EARLY]?: Early })[EARLY] = early
-  } catch {}
-}
-
-/** The helper bin/velora.js started, if it is still there (taken once). */
-function takeEarlyHelper(): ChildProcess | undefined {
-  const early = (globalThis as { [EARLY]?: Early })[EARLY]
-  if (!early) return undefined
-  ;(globalThis as { [EARLY]?: Early })[EARLY] = undefined
-  if (early.failed || early.helper.exitCode !== null || early.helper.signalCode !== null) return undefined
-  early.helper.removeAllListeners('error')
-  early.helper.removeAllListeners('exit')
-  return early.helper
-}
-
-/** Steps started through the perl helper; one per executor, started on first use (or taken over from bin/velora.js). */
+/** Steps started through the perl helper; one per executor, started on first use. */
 export class Spawner {
   private helper?: ChildProcess
   private dead = false
@@ -355,7 +316,7 @@ export class Spawner {
     if (this.helper) return this.helper
     let h: ChildProcess
     try {
-      h = takeEarlyHelper() ?? spawnHelper()
+      h = childProcess().spawn('perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'ignore'] })
     } catch {
       this.dead = true
       return undefined
