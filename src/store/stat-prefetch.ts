@@ -253,19 +253,8 @@ export class StatPrefetch {
       const prefix = statPath(this.targetsDir + '/')
       let done = Atomics.load(this.ctl, 0)
       for (; j >= done; j--) {
-        let st
-        try {
-          st = statSync(prefix + lines[j], { throwIfNoEntry: false })
-        } catch {
-          return undefined
-        }
-        const i = j * 3
-        if (st && st.isFile()) {
-          stats[i] = st.mtimeMs
-          stats[i + 1] = st.size
-          stats[i + 2] = st.ino
-        } else stats[i] = NaN
-        if (!same(stats, i) && mine.push(j) + diffs.length > limit) return undefined
+        if (!statInto(prefix + lines[j], stats, j * 3)) return undefined
+        if (!same(stats, j * 3) && mine.push(j) + diffs.length > limit) return undefined
         if ((j & 31) === 0) {
           done = Atomics.load(this.ctl, 0)
           if (!worker(Math.min(done, j)) || diffs.length + mine.length > limit) return undefined
@@ -288,6 +277,50 @@ export class StatPrefetch {
     this.ok = false
     return false
   }
+}
+
+/**
+ * StatPrefetch.differences without a worker: this thread stats the whole list (for a few thousand
+ * files at most: a worker's start costs more). Undefined when it cannot tell (the list is not the
+ * one named, a stat failed otherwise than "missing") or when more than `limit` files differ.
+ */
+export function statDifferences(targetsDir: string, id: string, count: number, want: Float64Array, limit: number): { diffs: number[]; stats: Float64Array } | undefined {
+  let lines: string[]
+  try {
+    const text = readFileSync(path.join(targetsDir, PATHS_FILE), 'latin1')
+    const nl = text.indexOf('\n')
+    if (nl < 0 || text.slice(0, nl) !== `${id} ${count}`) return undefined
+    lines = text.slice(nl + 1).split('\n')
+  } catch {
+    return undefined
+  }
+  if (lines.length !== count || want.length !== count * 3) return undefined
+  const stats = new Float64Array(count * 3)
+  const diffs: number[] = []
+  const prefix = statPath(targetsDir + '/')
+  for (let j = 0; j < count; j++) {
+    const i = j * 3
+    if (!statInto(prefix + lines[j], stats, i)) return undefined
+    const same = stats[i] === want[i] ? stats[i + 1] === want[i + 1] && stats[i + 2] === want[i + 2] : Number.isNaN(stats[i]) && Number.isNaN(want[i])
+    if (!same && diffs.push(j) > limit) return undefined
+  }
+  return { diffs, stats }
+}
+
+/** stat a file into stats[i..i+2] (mtimeMs, size, ino; mtimeMs NaN: missing or not a file); false when the stat failed otherwise. */
+function statInto(file: string, stats: Float64Array, i: number): boolean {
+  let st
+  try {
+    st = statSync(file, { throwIfNoEntry: false })
+  } catch {
+    return false
+  }
+  if (st && st.isFile()) {
+    stats[i] = st.mtimeMs
+    stats[i + 1] = st.size
+    stats[i + 2] = st.ino
+  } else stats[i] = NaN
+  return true
 }
 
 const EARLY = Symbol.for('velora.earlyPrefetch')

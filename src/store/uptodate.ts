@@ -33,7 +33,8 @@
 // Anything else (the config, datasets' targets, a new velora, too many targets changed) plans every
 // target as before. The stamp is never trusted for what it does not cover: patterns, --force,
 // --only, --skip-failed, --dry-run, a command function (no model key), a budget (it counts every
-// record's spend), fewer than prefetchMin targets (no worker) all plan normally. A file changed
+// record's spend) all plan normally. (Under prefetchMin targets the check stats the list itself,
+// without a worker.) A file changed
 // less than RACY_MS before the plan is not stamped (it could change again within one timestamp
 // tick, unseen).
 import { createHash, randomBytes } from 'node:crypto'
@@ -51,7 +52,7 @@ import { costMetric } from '../spend/usage.js'
 import { writeFileAtomic } from './atomic.js'
 import { RACY_MS, asciiJson, restOf, type RecordIndex } from './record-index.js'
 import { RECORD_FILE, RECORD_VERSION } from './record.js'
-import { PATHS_FILE, StatPrefetch, prefetchMin, statPath } from './stat-prefetch.js'
+import { PATHS_FILE, StatPrefetch, prefetchMin, statDifferences, statPath } from './stat-prefetch.js'
 
 export const STAMP_FILE = '.velora-uptodate.json'
 /** The stats themselves (Float64 mtimeMs, size, ino per file, this machine's byte order), beside the stamp. */
@@ -230,7 +231,7 @@ function targetsFile(graph: Graph, places: Uint32Array, cols: StampColumns, offs
 export function checkStamp(ctx: PlanContext, graph: Graph, patchable = false): StampCheck {
   const stamp = readStamp(ctx.config)
   const n = graph.targets.length
-  if (!stamp || stamp.targets !== n || n < prefetchMin()) return { ok: false }
+  if (!stamp || stamp.targets !== n) return { ok: false }
   const keys = workspaceKeys(ctx, graph)
   if (!keys || keys.key !== stamp.key) return { ok: false }
   const root = path.join(ctx.config.workspace, ctx.config.targetsDir)
@@ -244,14 +245,15 @@ export function checkStamp(ctx: PlanContext, graph: Graph, patchable = false): S
     return { ok: false }
   }
   if (statsDigest(want) !== stamp.stats) return { ok: false }
-  const prefetch = StatPrefetch.adopt(root, stamp.pathsId, stamp.count) ?? StatPrefetch.start(root, stamp.pathsId, stamp.count)
+  // (a small workspace's few files are stat'ed here: a worker would cost more than it saves)
+  const prefetch = n < prefetchMin() ? undefined : (StatPrefetch.adopt(root, stamp.pathsId, stamp.count) ?? StatPrefetch.start(root, stamp.pathsId, stamp.count))
   const sameTargets = keys.insts === stamp.insts
   // a patch stands the targets it does not plan in by their place in the graph: the same targets, in the same order
   const canPatch = patchable && keys.ids === stamp.ids && !ctx.config.budget && typeof stamp.places === 'string' && typeof stamp.rows === 'string' && typeof stamp.report === 'string'
   if (!sameTargets && !canPatch) return { ok: false, prefetch }
   const limit = patchLimit(n)
   // (without a patch, the first difference ends the check)
-  const seen = prefetch.differences(want, canPatch ? limit * 4 : 0)
+  const seen = prefetch ? prefetch.differences(want, canPatch ? limit * 4 : 0) : statDifferences(root, stamp.pathsId, stamp.count, want, canPatch ? limit * 4 : 0)
   if (!seen) return { ok: false, prefetch }
   if (seen.diffs.length === 0 && sameTargets) return { ok: true, stamp }
   const read = readTargets(root, stamp, Object.keys(ctx.config.metrics))
@@ -402,7 +404,7 @@ const isStampable = (ts: TargetStatus) => {
 export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, statuses: TargetStatus[]): void {
   const root = path.join(ctx.config.workspace, ctx.config.targetsDir)
   const fresh = () => {
-    if (statuses.length !== graph.targets.length || statuses.length < prefetchMin()) return undefined
+    if (statuses.length !== graph.targets.length) return undefined
     for (const ts of statuses) if (!isStampable(ts)) return undefined
     const keys = workspaceKeys(ctx, graph)
     if (!keys) return undefined
