@@ -44,7 +44,9 @@ const rules = (withIterations: boolean) => `
   },`
 const config = (withIterations: boolean) => `
   steps: {
-    infer: { command: ['node', 'agent.mjs'], outputs: ['output.jsonl'], timeout: 700 },
+    // (the hang's timeout; long enough that a node agent on a loaded 2-core CI machine starts and ends
+    // well within it: at 700 ms one did not, and a 429 attempt timed out instead)
+    infer: { command: ['node', 'agent.mjs'], outputs: ['output.jsonl'], timeout: 2000 },
     eval: { needs: ['infer'], command: ['node', 'agent.mjs'], outputs: ['eval_output.jsonl'] },
   },
   metrics: {
@@ -110,10 +112,10 @@ describe('outcome classes', () => {
 
   it('--explain and status say what judged each attempt', () => {
     const st = velora(dir, ['status', '--explain'])
-    expect(st.stdout).toMatch(/opus\/lite\/i-hang:infer {2}last attempt timed out after 700ms; infra: timed out and log matched \/waiting for sandbox\//)
+    expect(st.stdout).toMatch(/opus\/lite\/i-hang:infer {2}last attempt timed out after 2.0s; infra: timed out and log matched \/waiting for sandbox\//)
     expect(st.stdout).toMatch(/opus\/lite\/i-context:infer {2}model failure \(a result; not rerun\): output\.jsonl error = "context window exceeded/)
     const dry = velora(dir, ['build', '--dry-run', '--explain'])
-    expect(dry.stdout).toMatch(/opus\/lite\/i-hang infer: last attempt timed out after 700ms; infra: timed out and log matched/)
+    expect(dry.stdout).toMatch(/opus\/lite\/i-hang infer: last attempt timed out after 2.0s; infra: timed out and log matched/)
     expect(dry.stdout).not.toMatch(/i-context infer/)
   })
 
