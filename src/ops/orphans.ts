@@ -20,6 +20,7 @@ import { lstatSync, readdirSync, type Dirent } from 'node:fs'
 import path from 'node:path'
 import { RECORD_FILE } from '../store/record.js'
 import type { Graph } from '../graph/graph.js'
+import { StampedTarget } from '../plan/stamped.js'
 import type { TargetStatus } from '../plan/plan.js'
 import type { Workspace } from '../workspace.js'
 
@@ -95,7 +96,8 @@ export class FolderCounter {
       this.count.set(key, this.c)
     }
     this.c[0]++
-    if (ts.record || ts.corrupt) this.c[1]++
+    // (a target the up-to-date stamp stands in for is built: it has a record)
+    if (ts.record || ts.corrupt || ts instanceof StampedTarget) this.c[1]++
     this.planned++
   }
 

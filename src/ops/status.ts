@@ -1,12 +1,12 @@
 // `velora status` as a library call: the plan of the selected targets, no scheduler.
 import { select } from '../graph/patterns.js'
-import { hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
+import { diskIO, hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
 import { planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
-import { updateStamp } from '../store/uptodate.js'
+import { patchPlan, patchTally, updatePatchedStamp, updateStamp, type StampPatch } from '../store/uptodate.js'
 import { statusJson, statusModels, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
-import { openForPlan, type Workspace, type WorkspaceOptions } from '../workspace.js'
+import { openForPlan, type PlannedWorkspace, type Workspace, type WorkspaceOptions } from '../workspace.js'
 import { FolderCounter, findOrphans, orphanWarning, type Orphan } from './orphans.js'
 
 export interface StatusOptions extends WorkspaceOptions {
@@ -29,7 +29,7 @@ export interface StatusResult {
 }
 
 export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
-  const ws = await openForPlan({ ...opts, stamp: true })
+  const ws = await openForPlan({ ...opts, stamp: true, patch: !opts.patterns?.length })
   if (ws.uptodate) {
     // the up-to-date stamp holds (store/uptodate.ts): every target is built; planned only if asked
     let statuses: TargetStatus[] | undefined
@@ -52,6 +52,7 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       orphans,
     }
   }
+  if (ws.patch) return patchedStatus(ws, ws.patch)
   const folders = new FolderCounter()
   let stamped: ((statuses: TargetStatus[], models: () => StatusJson['models']) => void) | undefined
   const statuses = planSelection(ws, opts.patterns ?? [], folders.add, (ctx, io) => {
@@ -73,6 +74,42 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
     models,
     allBuilt: statuses.length === ws.graph.targets.length && statuses.every((ts) => ts.state === 'built'),
     warnings: gone ? [...recordWarnings(statuses), gone] : recordWarnings(statuses),
+    orphans,
+  }
+}
+
+/**
+ * The stamp holds but for a few targets (store/uptodate.ts): those are planned, the others stood in
+ * as the stamp has them; the workspace is stamped again when every target is built.
+ */
+function patchedStatus(ws: PlannedWorkspace, patch: StampPatch): StatusResult {
+  const ctx: PlanContext = { config: ws.config, io: diskIO, inputs: ws.inputs ?? hashInputs(ws.config) }
+  const patched = patchPlan(ctx, ws.graph, patch, (t) => planTarget(ctx, t))
+  mark('planned')
+  const statuses = patched.fill()
+  const models = patchTally(ws.config, patch, patched.planned)?.counts() ?? statusModels(ws.config, statuses)
+  mark('models counted')
+  const allBuilt = patched.planned.every((ts) => ts.state === 'built')
+  if (allBuilt) {
+    updatePatchedStamp(ctx, ws.graph, patch, patched.rows, patched.planned, () => models)
+    mark('up-to-date stamp patched')
+  }
+  const folders = new FolderCounter()
+  for (const ts of statuses) folders.add(ts)
+  const orphans = findOrphans(ws, folders.known(ws.graph))
+  mark('orphans found')
+  const gone = orphanWarning(orphans)
+  let json: StatusJson | undefined
+  const warnings = recordWarnings(patched.planned)
+  return {
+    workspace: ws,
+    statuses,
+    get status() {
+      return (json ??= statusJson(ws.config, statuses))
+    },
+    models,
+    allBuilt,
+    warnings: gone ? [...warnings, gone] : warnings,
     orphans,
   }
 }

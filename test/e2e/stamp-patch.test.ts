@@ -136,6 +136,32 @@ describe('a build the up-to-date stamp patches', () => {
     expect(planned.text).toMatch(samples ? /opus +1 +7 +2 / : /opus +1 +3 +1 /)
   }, 120_000)
 
+  it.each([true, false])('status under the patch says what a plan of every target says: text, --explain and --json (samples: %s)', async (samples) => {
+    const ws = workspace({
+      models: { opus: { temperature: 0 }, gpt: { temperature: 0 } },
+      instances: [
+        { instance_id: 'i-1', kind: 'ok' },
+        { instance_id: 'i-2', kind: 'ok' },
+        { instance_id: 'i-4', kind: 'context' },
+      ],
+      config: CONFIG(samples),
+    })
+    writeFileSync(path.join(ws, 'agent.mjs'), AGENT)
+    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    await settle()
+    velora(ws, ['build'], FAST)
+    rmSync(path.join(ws, 'targets/gpt/lite/i-1/eval_output.jsonl'))
+    const say = () => ['status', 'status --explain', 'status --json'].map((c) => velora(ws, c.split(' '), FAST))
+    const traced1 = traced(ws, ['status'])
+    expect(traced1.stderr).toContain('up-to-date stamp holds but for 1 target')
+    const patched = say()
+    for (const f of STAMP_FILES(ws)) rmSync(path.join(ws, 'targets', f))
+    const planned = say()
+    expect(patched).toEqual(planned)
+    expect(planned[0].stdout).toMatch(/gpt +\d+ +\d+/)
+    expect(planned[2].stdout).toContain('"state": "stale"')
+  }, 120_000)
+
   it('stamps the workspace again once the changed targets are built and settled, and keeps holding for the others until then', async () => {
     const ws = workspace({ instances: [1, 2, 3].map((i) => ({ instance_id: `p-${i}` })) })
     expect(velora(ws, ['build'], FAST).code).toBe(0)
