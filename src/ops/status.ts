@@ -3,7 +3,7 @@ import { select } from '../graph/patterns.js'
 import { diskIO, hashInputs, indexedIO, type IndexedIO } from '../plan/io.js'
 import { planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
 import { patchPlan, patchTally, updatePatchedStamp, updateStamp, type StampPatch } from '../store/uptodate.js'
-import { statusJson, statusModels, type StatusJson } from '../report/json.js'
+import { statusJson, statusModels, statusTally, type ModelTally, type StatusJson } from '../report/json.js'
 import { RECORD_FILE, unreadableRecordWarning } from '../store/record.js'
 import { mark } from '../trace.js'
 import { openForPlan, type PlannedWorkspace, type Workspace, type WorkspaceOptions } from '../workspace.js'
@@ -33,49 +33,20 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   if (ws.uptodate) {
     // the up-to-date stamp holds (store/uptodate.ts): every target is built; planned only if asked
     let statuses: TargetStatus[] | undefined
-    let json: StatusJson | undefined
-    const plan = () => (statuses ??= planSelection(ws, []))
-    const orphans = findOrphans(ws, FolderCounter.allRecorded(ws.graph))
-    mark('orphans found')
-    const gone = orphanWarning(orphans)
-    return {
-      workspace: ws,
-      get statuses() {
-        return plan()
-      },
-      get status() {
-        return (json ??= statusJson(ws.config, plan()))
-      },
-      models: ws.uptodate.models,
-      allBuilt: true,
-      warnings: gone ? [gone] : [],
-      orphans,
-    }
+    return result(ws, () => (statuses ??= planSelection(ws, [])), ws.uptodate.models, true, [], FolderCounter.allRecorded(ws.graph))
   }
   if (ws.patch) return patchedStatus(ws, ws.patch)
   const folders = new FolderCounter()
-  let stamped: ((statuses: TargetStatus[], models: () => StatusJson['models']) => void) | undefined
+  let stamped: ((statuses: TargetStatus[], tally: ModelTally) => void) | undefined
   const statuses = planSelection(ws, opts.patterns ?? [], folders.add, (ctx, io) => {
-    if (!opts.patterns?.length) stamped = (statuses) => updateStamp(ctx, ws.graph, io.index, statuses)
+    if (!opts.patterns?.length) stamped = (statuses, tally) => updateStamp(ctx, ws.graph, io.index, statuses, tally)
   })
-  let json: StatusJson | undefined
-  const models = statusModels(ws.config, statuses)
+  const tally = statusTally(ws.config, statuses)
+  const models = tally.counts()
   mark('models counted')
-  stamped?.(statuses, () => models)
-  const orphans = findOrphans(ws, folders.known(ws.graph))
-  mark('orphans found')
-  const gone = orphanWarning(orphans)
-  return {
-    workspace: ws,
-    statuses,
-    get status() {
-      return (json ??= statusJson(ws.config, statuses))
-    },
-    models,
-    allBuilt: statuses.length === ws.graph.targets.length && statuses.every((ts) => ts.state === 'built'),
-    warnings: gone ? [...recordWarnings(statuses), gone] : recordWarnings(statuses),
-    orphans,
-  }
+  stamped?.(statuses, tally)
+  const allBuilt = statuses.length === ws.graph.targets.length && statuses.every((ts) => ts.state === 'built')
+  return result(ws, () => statuses, models, allBuilt, recordWarnings(statuses), folders.known(ws.graph))
 }
 
 /**
@@ -96,16 +67,22 @@ function patchedStatus(ws: PlannedWorkspace, patch: StampPatch): StatusResult {
   }
   const folders = new FolderCounter()
   for (const ts of statuses) folders.add(ts)
-  const orphans = findOrphans(ws, folders.known(ws.graph))
+  return result(ws, () => statuses, models, allBuilt, recordWarnings(patched.planned), folders.known(ws.graph))
+}
+
+/** The result, with the orphans (target folders the config no longer has) found and warned of; the status object made when asked for. */
+function result(ws: PlannedWorkspace, statuses: () => TargetStatus[], models: StatusJson['models'], allBuilt: boolean, warnings: string[], known: Map<string, number>): StatusResult {
+  const orphans = findOrphans(ws, known)
   mark('orphans found')
   const gone = orphanWarning(orphans)
   let json: StatusJson | undefined
-  const warnings = recordWarnings(patched.planned)
   return {
     workspace: ws,
-    statuses,
+    get statuses() {
+      return statuses()
+    },
     get status() {
-      return (json ??= statusJson(ws.config, statuses))
+      return (json ??= statusJson(ws.config, statuses()))
     },
     models,
     allBuilt,

@@ -2,7 +2,8 @@
 // it found it, and not planned again. What the summary, the per-model counts and the report need of
 // it is in the stamp's columns (StampColumns: its class, spend and metric values, in typed arrays
 // read as they are from the stamp's targets file), read there without an object per target; its
-// report row is the text the stamp wrote (report/html-data.ts stampedReportRow). Anything else that
+// report row is the text the stamp wrote (report/html-data.ts stampedReportRow), spliced in by the
+// report without a look at the target. Anything else that
 // asks for its steps gets them made then from its row in the stamp's rows file (the status object
 // of --json, the live view's estimate). At 22,940 targets an object per step made for every
 // target, or its row parsed, costs a build that runs one step more than that step.
@@ -19,7 +20,7 @@ import type { Fingerprint } from './fingerprint.js'
 import type { StepState, StepStatus, TargetStatus } from './plan.js'
 import type { Reason } from './reasons.js'
 
-export const CELLS = 4
+const CELLS = 4
 type Rest = Partial<StepRecord> & Record<string, unknown>
 
 const NO_REASONS: Reason[] = Object.freeze([]) as unknown as Reason[]
@@ -118,8 +119,6 @@ export type RowSource = () => unknown[][]
 
 export class StampedTarget implements TargetStatus {
   #steps?: Record<string, StepStatus>
-  /** Its row in a report, as the stamp wrote it (report/html-data.ts stampedReportRow). */
-  report?: string
   constructor(
     readonly target: Target,
     readonly cols: StampColumns,

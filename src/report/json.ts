@@ -6,7 +6,7 @@ import { formatReason } from '../plan/reasons.js'
 import type { OutcomeClass } from '../outcome/classify.js'
 import { costMetric, stepSpend } from '../spend/usage.js'
 import { meanPassAtK, meanPassHatK, wilson } from '../stats/stats.js'
-import { StampedTarget } from '../plan/stamped.js'
+import { StampedTarget, type StampColumns } from '../plan/stamped.js'
 
 export interface StepJson {
   state: StepState
@@ -160,40 +160,44 @@ export function statusModels(config: ResolvedConfig, statuses: TargetStatus[], s
   return statusTally(config, statuses, stepFilter).counts()
 }
 
-/** A status's contribution to the per-model counts (statusModels), added (or with sign -1 taken out) of a tally. */
-export function tallyStatus(tally: ModelTally, config: ResolvedConfig, ts: TargetStatus, sign: 1 | -1 = 1): void {
-  const sampled = ts.target.sample > 1 || Object.values(config.models).some((m) => m.samples > 1)
-  tally.add(ts.target.model, ts.state, resultClass(ts), Object.keys(config.metrics).length ? targetMetrics(ts) : undefined, targetSpend(ts, costMetric(config)?.name), sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '', sign)
+/**
+ * How statusModels adds a target to a tally (and, with sign -1, takes it out again): a planned
+ * status, or a target the up-to-date stamp stands in for, read from the stamp's columns.
+ */
+export function statusAdder(config: ResolvedConfig) {
+  const metricNames = Object.keys(config.metrics)
+  const hasMetrics = metricNames.length > 0
+  const costName = costMetric(config)?.name
+  // (the instance key is made only where there are samples: pass@k groups by instance)
+  const sampled = Object.values(config.models).some((m) => m.samples > 1)
+  const instance = (t: TargetStatus['target']) => (t.sample > 1 || sampled ? `${t.dataset}\0${t.instance.id}` : '')
+  // (for stood-in targets: one object for their metrics and one for their spend, refilled for
+  // each from the columns; the tally reads them at once and keeps neither)
+  const scratch: Record<string, unknown> = {}
+  const spent = { total: 0, failed: 0 }
+  return {
+    status(tally: ModelTally, ts: TargetStatus, filter?: Set<string>, sign: 1 | -1 = 1): void {
+      tally.add(ts.target.model, selectedState(ts, filter), resultClass(ts, filter), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, filter), instance(ts.target), sign)
+    },
+    /** Target t as the stamp's columns have it (built, every step). */
+    stamped(tally: ModelTally, cols: StampColumns, t: TargetStatus['target'], sign: 1 | -1 = 1): void {
+      const i = t.index
+      for (let k = 0; k < metricNames.length; k++) scratch[metricNames[k]] = cols.value(i, k)
+      spent.total = cols.spend[2 * i]
+      spent.failed = cols.spend[2 * i + 1]
+      tally.add(t.model, 'built', cols.classOf(i), hasMetrics ? scratch : undefined, spent, instance(t), sign)
+    },
+  }
 }
 
 /** statusModels's tally (what the up-to-date stamp keeps, to correct for the targets a build plans again). */
 export function statusTally(config: ResolvedConfig, statuses: TargetStatus[], stepFilter?: (ts: TargetStatus) => Set<string> | undefined): ModelTally {
-  const hasMetrics = Object.keys(config.metrics).length > 0
-  const costName = costMetric(config)?.name
-  // (the instance key is made only where there are samples: pass@k groups by instance)
-  const sampled = Object.values(config.models).some((m) => m.samples > 1)
-  // (for targets the up-to-date stamp stands in for: one object each for their metrics and spend,
-  // refilled from the stamp's columns for each; countModels reads them at once and keeps none)
-  const metricNames = Object.keys(config.metrics)
-  const scratch: Record<string, unknown> = {}
-  const spent = { total: 0, failed: 0 }
   const tally = new ModelTally(config)
-  const add = tally.add.bind(tally)
-  {
-    for (const ts of statuses) {
-      const f = stepFilter?.(ts)
-      if (ts instanceof StampedTarget && !f) {
-        const c = ts.cols
-        const i = ts.target.index
-        const m = metricNames.length
-        for (let k = 0; k < m; k++) scratch[metricNames[k]] = c.value(i, k)
-        spent.total = c.spend[2 * i]
-        spent.failed = c.spend[2 * i + 1]
-        add(ts.target.model, 'built', c.classOf(i), hasMetrics ? scratch : undefined, spent, ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
-        continue
-      }
-      add(ts.target.model, selectedState(ts, f), resultClass(ts, f), hasMetrics ? targetMetrics(ts) : undefined, targetSpend(ts, costName, f), ts.target.sample > 1 || sampled ? `${ts.target.dataset}\0${ts.target.instance.id}` : '')
-    }
+  const adder = statusAdder(config)
+  for (const ts of statuses) {
+    const f = stepFilter?.(ts)
+    if (ts instanceof StampedTarget && !f) adder.stamped(tally, ts.cols, ts.target)
+    else adder.status(tally, ts, f)
   }
   return tally
 }

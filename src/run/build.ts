@@ -181,7 +181,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   // a patch with nothing to run: stamped again, with what the changed targets are now
   if (patched && units.length === 0 && !opts.dryRun) {
-    updatePatchedStamp(ctx, graph, ws.patch!, patched.rows, statuses, () => (patchTally(config, ws.patch!, statuses)?.counts()) ?? statusModels(config, patched.fill()))
+    // (the callback: the counts when the stamp keeps no tally to correct, with samples)
+    updatePatchedStamp(ctx, graph, ws.patch!, patched.rows, statuses, () => statusModels(config, patched.fill()))
     mark('up-to-date stamp patched')
   }
   // for the live grid (every selected target, in order) and the dry-run cost/time estimate;

@@ -46,7 +46,7 @@ import { FINGERPRINT_VERSION } from '../plan/fingerprint.js'
 import { modelKey, planTarget, type PlanContext, type TargetStatus } from '../plan/plan.js'
 import { StampColumns, StampedTarget } from '../plan/stamped.js'
 import { stampedModelFailures, stampedReportRow, type StampedModelFailure, type StampedReport } from '../report/html-data.js'
-import { ModelTally, resultClass, statusTally, tallyStatus, targetMetrics, targetSpend, type ModelTallyJson, type StatusJson } from '../report/json.js'
+import { ModelTally, resultClass, statusAdder, statusTally, targetMetrics, targetSpend, type ModelTallyJson, type StatusJson } from '../report/json.js'
 import { PACKAGE_ROOT } from '../self.js'
 import { costMetric } from '../spend/usage.js'
 import { writeFileAtomic } from './atomic.js'
@@ -187,7 +187,7 @@ export interface StampPatch {
 export type StampCheck = { ok: true; stamp: UptodateStamp } | { ok: false; prefetch?: StatPrefetch; patch?: StampPatch }
 
 /** How many targets a patch plans at most (past that, a plan of every target is about as quick). */
-export function patchLimit(targets: number): number {
+function patchLimit(targets: number): number {
   return Math.max(64, Math.floor(targets / 20))
 }
 
@@ -319,13 +319,14 @@ function readRows(patch: StampPatch): { text: string; report: Buffer } | undefin
   }
 }
 
-/**
- * A patch's plan: plan the changed targets (ctx: records read from disk), stand the others in
- * later (fill, cheap to defer: a build does it while its first steps run). Undefined when the
- * stamp's rows cannot be read (plan every target instead).
- */
 export type StampRows = { text: string; report: Buffer }
 
+/**
+ * A patch's plan: plan the changed targets (ctx: records read from disk), stand the others in
+ * later (fill, cheap to defer: a build does it while its first steps run). When the stamp's rows
+ * cannot be read, fill plans the others with `fallback` instead, and `report` is undefined (the
+ * report then reads every target).
+ */
 export function patchPlan(
   ctx: PlanContext,
   graph: Graph,
@@ -387,7 +388,7 @@ function writeStamp(root: string, made: { stamp: UptodateStamp; stats: Float64Ar
   writeFileAtomic(path.join(root, STAMP_FILE), JSON.stringify(made.stamp) + '\n', { fsync: false })
 }
 
-export function removeStamp(root: string): void {
+function removeStamp(root: string): void {
   for (const f of [STAMP_FILE, STAMP_STATS_FILE, STAMP_TARGETS_FILE, STAMP_ROWS_FILE, STAMP_REPORT_FILE]) rmSync(path.join(root, f), { force: true })
 }
 
@@ -400,8 +401,9 @@ const isStampable = (ts: TargetStatus) => {
 /**
  * After a plan of every target: stamp the workspace when every step of every target is built (see
  * above), else remove a stamp left from before (it would not hold anyway; this spares the check).
+ * `counted`: the statuses' tally, when the caller has made it already.
  */
-export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, statuses: TargetStatus[]): void {
+export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, statuses: TargetStatus[], counted?: ModelTally): void {
   const root = path.join(ctx.config.workspace, ctx.config.targetsDir)
   const fresh = () => {
     if (statuses.length !== graph.targets.length) return undefined
@@ -435,7 +437,7 @@ export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, 
     if (!file) return undefined
     const text = asciiJson(rowsText(ids.rows, rows))
     const rtext = reportText(ids.report, report)
-    const tally = statusTally(ctx.config, statuses)
+    const tally = counted ?? statusTally(ctx.config, statuses)
     const stamp: UptodateStamp = {
       v: STAMP_VERSION, ...keys, pathsId: seen.pathsId, count: seen.count, stats: statsDigest(seen.stats), places: digest(file), ...ids,
       targets: statuses.length, models: tally.counts(), modelFailures, tally: tally.toJSON(), at: new Date().toISOString(),
@@ -460,15 +462,12 @@ export function updateStamp(ctx: PlanContext, graph: Graph, index: RecordIndex, 
 export function patchTally(config: ResolvedConfig, patch: StampPatch, planned: TargetStatus[]): ModelTally | undefined {
   if (!patch.stamp.tally || planned.length !== patch.changed.length) return undefined
   const tally = new ModelTally(config, patch.stamp.tally)
-  const c = patch.cols
-  const metrics = c.metrics.length ? ({} as Record<string, unknown>) : undefined
+  const adder = statusAdder(config)
   for (let k = 0; k < planned.length; k++) {
-    const i = patch.changed[k]
     const ts = planned[k]
-    if (ts.target.index !== i) return undefined
-    if (metrics) for (let m = 0; m < c.metrics.length; m++) metrics[c.metrics[m]] = c.value(i, m)
-    tally.add(ts.target.model, 'built', c.classOf(i), metrics, { total: c.spend[2 * i], failed: c.spend[2 * i + 1] }, '', -1)
-    tallyStatus(tally, config, ts)
+    if (ts.target.index !== patch.changed[k]) return undefined
+    adder.stamped(tally, patch.cols, ts.target, -1)
+    adder.status(tally, ts)
   }
   return tally
 }

@@ -83,23 +83,24 @@ function outcome(ws: string, r: { code: number | null; stdout: string; stderr: s
   }
 }
 
+/** A workspace with everything a stand-in carries (metrics, spend, a model failure; samples or not), built once. */
+function built(samples: boolean, ids: string[]): string {
+  const ws = workspace({
+    models: { opus: { temperature: 0 }, gpt: { temperature: 0 } },
+    instances: ids.map((id) => ({ instance_id: id, kind: id === 'i-4' ? 'context' : 'ok' })),
+    config: CONFIG(samples),
+  })
+  writeFileSync(path.join(ws, 'agent.mjs'), AGENT)
+  expect(velora(ws, ['build'], FAST).code).toBe(0)
+  return ws
+}
+
 describe('a build the up-to-date stamp patches', () => {
   // with samples the per-model counts are made over every target (pass@k needs each instance's
   // samples); without, from the stamp's tally corrected for the targets planned again
   it.each([true, false])('says, reports and prints in --json exactly what a build that plans every target does (samples: %s)', async (samples) => {
     const n = samples ? 16 : 8
-    const ws = workspace({
-      models: { opus: { temperature: 0 }, gpt: { temperature: 0 } },
-      instances: [
-        { instance_id: 'i-1', kind: 'ok' },
-        { instance_id: 'i-2', kind: 'ok' },
-        { instance_id: 'i-3', kind: 'ok' },
-        { instance_id: 'i-4', kind: 'context' },
-      ],
-      config: CONFIG(samples),
-    })
-    writeFileSync(path.join(ws, 'agent.mjs'), AGENT)
-    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    const ws = built(samples, ['i-1', 'i-2', 'i-3', 'i-4'])
     const victim = 'targets/opus/lite/i-2/eval_output.jsonl'
     const args = ['build', '--no-progress', '--json']
 
@@ -137,17 +138,7 @@ describe('a build the up-to-date stamp patches', () => {
   }, 120_000)
 
   it.each([true, false])('status under the patch says what a plan of every target says: text, --explain and --json (samples: %s)', async (samples) => {
-    const ws = workspace({
-      models: { opus: { temperature: 0 }, gpt: { temperature: 0 } },
-      instances: [
-        { instance_id: 'i-1', kind: 'ok' },
-        { instance_id: 'i-2', kind: 'ok' },
-        { instance_id: 'i-4', kind: 'context' },
-      ],
-      config: CONFIG(samples),
-    })
-    writeFileSync(path.join(ws, 'agent.mjs'), AGENT)
-    expect(velora(ws, ['build'], FAST).code).toBe(0)
+    const ws = built(samples, ['i-1', 'i-2', 'i-4'])
     await settle()
     velora(ws, ['build'], FAST)
     rmSync(path.join(ws, 'targets/gpt/lite/i-1/eval_output.jsonl'))
@@ -189,6 +180,21 @@ describe('a build the up-to-date stamp patches', () => {
     const strip = (s: string) => JSON.parse(s).targets.map((t: { id: string; state: string }) => [t.id, t.state])
     expect(strip(velora(ws, ['status', '--json'], FAST).stdout)).toEqual(strip(status))
   }, 120_000)
+
+  it('holds and patches a small workspace too, its files stat\'ed without the worker (under VELORA_PREFETCH_MIN)', async () => {
+    const ws = workspace({ instances: [1, 2].map((i) => ({ instance_id: `s-${i}` })) })
+    const plain = (args: string[]) => velora(ws, args, { VELORA_TRACE: '1' })
+    expect(plain(['build']).code).toBe(0)
+    await settle()
+    expect(plain(['build']).stderr).toContain('up-to-date stamp updated')
+    const held = plain(['build'])
+    expect(held.stderr).toContain('up-to-date stamp holds\n')
+    expect(held.stderr).not.toContain('stats: ')
+    rmSync(path.join(ws, 'targets/opus/lite/s-2/eval_output.jsonl'))
+    resetCalls(ws)
+    expect(plain(['build']).stderr).toContain('up-to-date stamp holds but for 1 target')
+    expect(calls(ws)).toEqual(['opus s-2 eval 1'])
+  }, 60_000)
 
   it('plans every target when the stamp files are not its own (a torn write), and builds the same', async () => {
     const ws = workspace({ instances: [1, 2].map((i) => ({ instance_id: `q-${i}` })) })
